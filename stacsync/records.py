@@ -51,7 +51,9 @@ class Band:
     nodata: float | str | None = None  # a number, or "nan" / "inf" / "-inf"
     description: str | None = None
     color_interp: str | None = None  # gdal colour interpretation: red, green, blue, alpha, gray...
-    common_name: str | None = None  # eo:common_name when it is a standard one (red, green, blue, ...)
+    common_name: str | None = (
+        None  # eo:common_name when it is a standard one (red, green, blue, ...)
+    )
     unit: str | None = None
     scale: float | None = None
     offset: float | None = None

@@ -1,0 +1,346 @@
+"""The `stacsync` command line: rescan, init, manifest inspection and the demo.
+
+Library errors become one line on stderr and a non-zero exit here, and only here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stacsync import __version__
+from stacsync.errors import ConfigError, ManifestLockedError, OutputError, StacsyncError
+
+log = logging.getLogger("stacsync")
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+EXIT_OUTPUT = 4
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _library_errors(fn):
+    """Turn StacsyncError into a one-line message with a documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise _Failure(f"config: {exc}", EXIT_CONFIG) from exc
+        except ManifestLockedError as exc:
+            raise _Failure(str(exc), EXIT_LOCKED) from exc
+        except OutputError as exc:
+            raise _Failure(str(exc), EXIT_OUTPUT) from exc
+        except StacsyncError as exc:
+            raise _Failure(str(exc), EXIT_FAILED) from exc
+
+    return wrapper
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stacsync")
+@click.option("-v", "--verbose", count=True, help="More log lines on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Keep a static STAC catalog true to a folder of drone and geospatial products."""
+    _setup_logging(verbose, quiet)
+
+
+# -- rescan ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--config", "-c", type=click.Path(path_type=Path), help="TOML config file.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Catalog folder.")
+@click.option("--manifest", "-m", type=click.Path(path_type=Path), help="Manifest database.")
+@click.option("--public-url", help="Absolute URL the output folder is served at.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+@_library_errors
+def rescan(
+    source: Path | None,
+    config: Path | None,
+    output: Path | None,
+    manifest: Path | None,
+    public_url: str | None,
+    as_json: bool,
+) -> None:
+    """Run one full pass: list SOURCE, update the manifest, rewrite what changed.
+
+    Either give --config, or SOURCE with --output and --manifest (one collection named
+    after the folder, one item per file). Files that cannot be read are recorded as errors
+    in the manifest and the pass goes on; the exit code is 0 whenever the pass completed.
+    """
+    from stacsync.sync import rescan as run_pass
+
+    if config is not None and (source or output or manifest or public_url):
+        raise _Failure("give either --config or SOURCE/--output/--manifest, not both", 2)
+    if config is None and not (source and output and manifest):
+        raise _Failure("give --config FILE, or SOURCE with --output and --manifest", 2)
+    progress = _Progress() if (not as_json and sys.stderr.isatty()) else None
+    try:
+        summary = run_pass(
+            config,
+            source=source,
+            output=output,
+            manifest=manifest,
+            public_url=public_url,
+            progress=progress,
+        )
+    finally:
+        if progress:
+            progress.close()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        click.echo(_human_summary(summary.to_dict()))
+
+
+class _Progress:
+    """A one-line progress display on stderr, only used on a terminal."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = f"\r{phase:8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if line != self._last:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self._last = line
+
+    def close(self) -> None:
+        if self._last:
+            sys.stderr.write("\r" + " " * len(self._last) + "\r")
+            sys.stderr.flush()
+
+
+def _human_summary(s: dict[str, Any]) -> str:
+    lines = [
+        f"Catalog: {s['output']}",
+        f"Files:   {s['added']} added, {s['modified']} modified, {s['touched']} touched, "
+        f"{s['removed']} removed, {s['unchanged']} unchanged, {s['deferred']} deferred"
+        + (f", {s['unmatched']} matching no collection" if s["unmatched"] else ""),
+        f"Written: {s['items_written']} items, {s['items_deleted']} items deleted, "
+        f"{s['collections_written']} collections"
+        + (", catalog.json" if s["catalog_written"] else "")
+        + (", index.geojson" if s["index_written"] else ""),
+    ]
+    if s["errors"]:
+        lines.append(
+            f"Errors:  {s['errors']} files ({s['new_errors']} new) — see `stacsync manifest errors`"
+        )
+    if s["files_without_rows"]:
+        lines.append(f"Note:    {s['files_without_rows']} files have no metadata-table row")
+    for cid, keys in s["table_rows_without_files"].items():
+        shown = ", ".join(keys[:5]) + (" …" if len(keys) > 5 else "")
+        lines.append(f"Note:    {cid}: {len(keys)} table rows without files ({shown})")
+    for problem in s["listing_problems"][:5]:
+        lines.append(f"Listing: {problem}")
+    lines.append(f"Took {s['seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+# -- init --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--layout",
+    type=click.Choice(["files", "ofo", "csv"]),
+    default="files",
+    show_default=True,
+    help="Which example: one item per file, OFO missions with a GeoPackage, or a CSV.",
+)
+def init(layout: str) -> None:
+    """Print a commented example config to stdout (redirect it to a .toml file)."""
+    from stacsync.config import example_config
+
+    click.echo(example_config(layout), nl=False)
+
+
+# -- manifest ----------------------------------------------------------------------------
+
+
+def _manifest_options(fn):
+    fn = click.option(
+        "--config", "-c", type=click.Path(path_type=Path), help="Config naming the manifest."
+    )(fn)
+    fn = click.option("--manifest", "-m", type=click.Path(path_type=Path), help="Manifest file.")(
+        fn
+    )
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
+    return fn
+
+
+def _open_reader(manifest: Path | None, config: Path | None):
+    from stacsync.manifest import Manifest
+
+    if manifest is None and config is None:
+        raise _Failure("give --manifest DB or --config FILE", 2)
+    if manifest is None:
+        from stacsync.config import load_settings
+
+        manifest = load_settings(config).manifest_path
+    return Manifest.open_reader(manifest)
+
+
+@cli.group()
+def manifest() -> None:
+    """Inspect the manifest database (read-only; works while a daemon runs)."""
+
+
+@manifest.command()
+@_manifest_options
+@_library_errors
+def summary(manifest: Path | None, config: Path | None, as_json: bool) -> None:
+    """Counts by status and collection, and the last pass's figures."""
+    with _open_reader(manifest, config) as db:
+        data = db.summary()
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    click.echo(f"Manifest: {data['manifest']} (schema {data['schema_version']})")
+    click.echo(f"Files: {data['files']}  Items: {data['items']}")
+    for status, count in data["by_status"].items():
+        click.echo(f"  {status:10} {count}")
+    for cid, counts in data["by_collection"].items():
+        click.echo(f"  collection {cid}: {counts['files']} files in {counts['items']} items")
+    last = data["last_pass"]
+    if last:
+        click.echo(f"Last pass: finished {last['finished']}")
+        if last["summary"]:
+            click.echo(_indent(_human_summary(last["summary"])))
+
+
+@manifest.command()
+@_manifest_options
+@click.option("--status", help="Only files with this status (ok, error, pending, unmatched).")
+@click.option("--collection", help="Only files of this collection.")
+@click.option("--glob", "pattern", help="Only paths matching this glob (e.g. 'missions/*').")
+@_library_errors
+def files(
+    manifest: Path | None,
+    config: Path | None,
+    as_json: bool,
+    status: str | None,
+    collection: str | None,
+    pattern: str | None,
+) -> None:
+    """List files with their status, item and size."""
+    with _open_reader(manifest, config) as db:
+        rows = db.files(status=status, collection=collection, glob=pattern)
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return
+    for row in rows:
+        item = f"{row['collection_id']}/{row['item_id']}" if row["item_id"] else "-"
+        click.echo(f"{row['status']:9} {row['size']:>12} {item:40} {row['path']}")
+
+
+@manifest.command()
+@_manifest_options
+@_library_errors
+def errors(manifest: Path | None, config: Path | None, as_json: bool) -> None:
+    """Files in error, with the message and since when; and files lacking a table row."""
+    with _open_reader(manifest, config) as db:
+        rows = db.errors()
+        problems = db.problems()
+    if as_json:
+        click.echo(json.dumps({"errors": rows, "problems": problems}, sort_keys=True))
+        return
+    for row in rows:
+        again = " (will retry)" if row["error_transient"] else ""
+        click.echo(f"{row['path']}\n    {row['error']}{again}\n    since {row['error_since']}")
+    for row in problems:
+        click.echo(f"{row['path']}\n    note: {row['problem']}")
+    if not rows and not problems:
+        click.echo("No errors.")
+
+
+@manifest.command()
+@click.argument("path")
+@_manifest_options
+@_library_errors
+def show(path: str, manifest: Path | None, config: Path | None, as_json: bool) -> None:
+    """Everything known about one file (PATH relative to the source root)."""
+    with _open_reader(manifest, config) as db:
+        row = db.show(path)
+    if row is None:
+        raise _Failure(f"{path}: not in the manifest (paths are relative to the source)", 1)
+    if as_json:
+        click.echo(json.dumps(row, sort_keys=True))
+        return
+    meta = row.pop("meta", None)
+    for key, value in row.items():
+        click.echo(f"{key:16} {value}")
+    if meta:
+        click.echo("meta:")
+        click.echo(_indent(json.dumps(meta, indent=2, sort_keys=True)))
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--missions", default=3, show_default=True, help="How many OFO-style missions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pass summary as JSON.")
+@_library_errors
+def demo(directory: Path, missions: int, as_json: bool) -> None:
+    """Make a small sample tree (real GeoTIFFs, LAZ, GeoPackage) in DIRECTORY and rescan it."""
+    from stacsync.demo import demo_config_toml, make_demo_tree
+    from stacsync.sync import rescan as run_pass
+
+    directory = directory.resolve()
+    tree = make_demo_tree(directory / "data", missions=missions)
+    config = directory / "stacsync.toml"
+    config.write_text(
+        demo_config_toml(tree, directory / "catalog", directory / "stacsync.db"), encoding="utf-8"
+    )
+    summary = run_pass(config)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True))
+        return
+    click.echo(f"Sample data: {tree.root} ({len(tree.files)} files)")
+    click.echo(f"Config:      {config}")
+    click.echo(_human_summary(summary.to_dict()))
+    click.echo(f"\nOpen {directory / 'catalog' / 'catalog.json'} in a STAC browser, or try:")
+    click.echo(f"  stacsync manifest summary --config {config}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="stacsync")

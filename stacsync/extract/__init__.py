@@ -1,0 +1,92 @@
+"""Header-only metadata extraction: pick the reader for a file and retry transient I/O errors.
+
+Readers live in one module per format and return `AssetMeta`; they know nothing of STAC.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import PurePosixPath
+
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from stacsync.errors import ExtractError
+from stacsync.records import AssetMeta
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = frozenset({".tif", ".tiff"})
+POINTCLOUD_SUFFIXES = frozenset({".las", ".laz"})
+# Errors a FUSE/network mount gives while the server hiccups; worth another try.
+TRANSIENT_ERRNOS = frozenset(
+    {errno.EIO, errno.EREMOTEIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ECONNRESET}
+)
+ATTEMPTS = 4
+
+
+class TransientIOError(ExtractError):
+    """An I/O error that persisted through every retry; the next pass tries again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for OSErrors a retry may cure."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+def retrying(attempts: int = ATTEMPTS, max_wait: float = 2.0):
+    """Tenacity policy shared by extraction and checksums: bounded, exponential backoff."""
+    return retry(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.1, max=max_wait),
+        reraise=True,
+        before_sleep=lambda state: log.info(
+            "retrying after %s (attempt %d)", state.outcome.exception(), state.attempt_number
+        ),
+    )
+
+
+def reader_for(path: str) -> str | None:
+    """'raster', 'pointcloud' or None, by extension (content is checked by the reader)."""
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in RASTER_SUFFIXES:
+        return "raster"
+    if suffix in POINTCLOUD_SUFFIXES:
+        return "pointcloud"
+    return None
+
+
+def extract_file(path: str, *, crs_override: str | None = None) -> AssetMeta:
+    """Describe one file from its header; ExtractError for anything a person must fix."""
+    kind = reader_for(path)
+    name = PurePosixPath(path).name
+    if kind is None:
+        raise ExtractError(f"{name}: no reader for this file type")
+    try:
+        return _extract_with_retries(path, kind, crs_override)
+    except OSError as exc:
+        if is_transient(exc):
+            raise TransientIOError(
+                f"{name}: I/O error persisted after {ATTEMPTS} attempts ({exc.strerror or exc});"
+                " will retry on the next pass"
+            ) from exc
+        raise ExtractError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
+    except MemoryError as exc:
+        raise ExtractError(f"{name}: header asks for more memory than is sane") from exc
+
+
+@retrying()
+def _extract_with_retries(path: str, kind: str, crs_override: str | None) -> AssetMeta:
+    if kind == "raster":
+        from stacsync.extract.raster import extract_raster
+
+        return extract_raster(path, crs_override=crs_override)
+    from stacsync.extract.pointcloud import extract_pointcloud
+
+    return extract_pointcloud(path, crs_override=crs_override)

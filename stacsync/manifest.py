@@ -1,0 +1,516 @@
+"""The SQLite manifest: every asset file, every rendered item, and the writer lock.
+
+It is the single source of truth; catalog files are derived from it, so a crash is repaired by
+re-deriving whatever it marks dirty.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stacsync.errors import ManifestLockedError, StacsyncError
+from stacsync.records import FileState
+
+# Each migration runs in one transaction that bumps PRAGMA user_version: a failed one stays pending.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "create tables",
+        """
+        CREATE TABLE asset_file (
+            path          TEXT PRIMARY KEY,      -- POSIX, relative to the source root
+            size          INTEGER NOT NULL,
+            mtime_ns      INTEGER NOT NULL,
+            content_mtime_ns INTEGER,            -- mtime at the last content change
+            checksum      TEXT,                  -- multihash hex (1220… = sha2-256)
+            status        TEXT NOT NULL,         -- ok | error | pending | unmatched
+            collection_id TEXT,
+            item_id       TEXT,
+            asset_key     TEXT,
+            meta_json     TEXT,                  -- extracted header metadata (AssetMeta)
+            error         TEXT,                  -- last error, for a person
+            error_transient INTEGER NOT NULL DEFAULT 0,
+            error_since   TEXT,
+            problem       TEXT,                  -- layout remark, e.g. no metadata-table row
+            scanned_ns    INTEGER NOT NULL,      -- wall clock of the stat that produced size/mtime
+            first_seen    TEXT NOT NULL,
+            changed_at    TEXT NOT NULL
+        );
+        CREATE INDEX asset_file_item ON asset_file (collection_id, item_id);
+        CREATE TABLE item (
+            collection_id TEXT NOT NULL,
+            item_id       TEXT NOT NULL,
+            json          TEXT,                  -- the rendered item, exactly as written
+            json_hash     TEXT,                  -- sha256 of the bytes on disk
+            west REAL, south REAL, east REAL, north REAL,
+            start_datetime TEXT, end_datetime TEXT,
+            dirty         INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (collection_id, item_id)
+        );
+        CREATE INDEX item_dirty ON item (dirty) WHERE dirty = 1;
+        CREATE TABLE written (                 -- hash of every other catalog file on disk
+            path TEXT PRIMARY KEY,             -- relative to the output root
+            hash TEXT NOT NULL
+        );
+        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE pass (
+            id INTEGER PRIMARY KEY,
+            started TEXT NOT NULL,
+            finished TEXT,
+            summary_json TEXT
+        );
+        CREATE VIEW files AS
+            SELECT path, status, size, mtime_ns, checksum, collection_id, item_id, asset_key,
+                   error, problem, first_seen, changed_at
+            FROM asset_file;
+        CREATE VIEW errors AS
+            SELECT path, error, error_since, error_transient FROM asset_file WHERE status = 'error';
+        CREATE VIEW items AS
+            SELECT i.collection_id, i.item_id, i.west, i.south, i.east, i.north,
+                   i.start_datetime, i.end_datetime,
+                   (SELECT count(*) FROM asset_file f
+                     WHERE f.collection_id = i.collection_id AND f.item_id = i.item_id
+                       AND f.status = 'ok') AS assets
+            FROM item i;
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """What the manifest remembers about one asset file (the columns a pass needs)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    checksum: str | None
+    status: str
+    collection_id: str | None
+    item_id: str | None
+    asset_key: str | None
+    error_transient: bool
+    scanned_ns: int
+
+
+def now_iso() -> str:
+    """Current UTC time, second precision, for human-facing columns."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class ManifestLock:
+    """An advisory lock beside the database; the kernel drops it if the holder dies."""
+
+    def __init__(self, db_path: Path):
+        self.path = Path(f"{db_path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self, purpose: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise ManifestLockedError(
+                f"manifest {self.path.with_suffix('')} is locked by {holder}; "
+                "wait for it to finish, or stop it (a running `stacsync run` keeps the lock)"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": purpose,
+            "since": now_iso(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.ftruncate(fd, 0)
+            os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']} on {info['host']} ({info['command']}, since {info['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+class Manifest:
+    """The manifest database; open with `Manifest.open_writer` or `Manifest.open_reader`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: ManifestLock | None):
+        self.conn = conn
+        self.path = path
+        self._lock = lock
+
+    # -- opening and closing -------------------------------------------------------------
+
+    @classmethod
+    def open_writer(cls, path: Path, purpose: str = "stacsync") -> Manifest:
+        """Take the writer lock, open (creating if needed) and migrate the database."""
+        path = Path(path)
+        lock = ManifestLock(path)
+        lock.acquire(purpose)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            manifest = cls(conn, path, lock)
+            manifest._migrate()
+        except sqlite3.DatabaseError as exc:
+            lock.release()
+            raise StacsyncError(f"manifest {path}: cannot open database: {exc}") from exc
+        except BaseException:
+            lock.release()
+            raise
+        return manifest
+
+    @classmethod
+    def open_reader(cls, path: Path) -> Manifest:
+        """Open read-only; works while a daemon holds the writer lock."""
+        path = Path(path)
+        if not path.is_file():
+            raise StacsyncError(f"manifest {path} does not exist (run `stacsync rescan` first)")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StacsyncError(
+                f"manifest {path} has schema version {version}, newer than this stacsync "
+                f"({SCHEMA_VERSION}); upgrade stacsync"
+            )
+        return cls(conn, path, None)
+
+    def close(self) -> None:
+        """Close the connection and release the lock; safe to call twice."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StacsyncError(
+                f"manifest {self.path} has schema version {version}, newer than this "
+                f"stacsync ({SCHEMA_VERSION}); upgrade stacsync"
+            )
+        for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in _statements(sql):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: fail fast rather than deadlock)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- files ---------------------------------------------------------------------------
+
+    def file_rows(self) -> dict[str, FileRow]:
+        """Every known file, keyed by path: the diff's view of the manifest."""
+        cur = self.conn.execute(
+            "SELECT path, size, mtime_ns, checksum, status, collection_id, item_id, asset_key,"
+            " error_transient, scanned_ns FROM asset_file"
+        )
+        return {row[0]: FileRow(*row) for row in cur}
+
+    def upsert_file(self, values: dict[str, Any]) -> None:
+        """Insert or replace the columns given for one file (inside a transaction)."""
+        values = dict(values)
+        stamp = now_iso()
+        values.setdefault("changed_at", stamp)
+        cols = list(values)
+        update = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "path")
+        self.conn.execute(
+            f"INSERT INTO asset_file ({', '.join([*cols, 'first_seen'])})"
+            f" VALUES ({', '.join('?' * (len(cols) + 1))})"
+            f" ON CONFLICT(path) DO UPDATE SET {update}",
+            [*values.values(), stamp],
+        )
+
+    def update_file(self, path: str, **values: Any) -> None:
+        """Change some columns of a known file."""
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.conn.execute(f"UPDATE asset_file SET {sets} WHERE path = ?", [*values.values(), path])
+
+    def update_stat(self, path: str, mtime_ns: int, scanned_ns: int) -> None:
+        """A touched file: same bytes, new mtime."""
+        self.conn.execute(
+            "UPDATE asset_file SET mtime_ns = ?, scanned_ns = ? WHERE path = ?",
+            (mtime_ns, scanned_ns, path),
+        )
+
+    def delete_file(self, path: str) -> None:
+        self.conn.execute("DELETE FROM asset_file WHERE path = ?", (path,))
+
+    def item_files(self, collection_id: str, item_id: str) -> list[sqlite3.Row]:
+        """The good files of one item, in a stable order."""
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return self.conn.execute(
+                "SELECT path, size, content_mtime_ns, checksum, asset_key, meta_json"
+                " FROM asset_file"
+                " WHERE collection_id = ? AND item_id = ? AND status = ? ORDER BY asset_key, path",
+                (collection_id, item_id, FileState.OK.value),
+            ).fetchall()
+        finally:
+            self.conn.row_factory = None
+
+    def asset_slot_owner(self, collection_id: str, item_id: str, asset_key: str) -> str | None:
+        """The path already holding (collection, item, asset key), if any."""
+        row = self.conn.execute(
+            "SELECT path FROM asset_file WHERE collection_id = ? AND item_id = ? AND asset_key = ?"
+            " AND status = ? ORDER BY path LIMIT 1",
+            (collection_id, item_id, asset_key, FileState.OK.value),
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- items ---------------------------------------------------------------------------
+
+    def mark_item_dirty(self, collection_id: str, item_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO item (collection_id, item_id, dirty) VALUES (?, ?, 1)"
+            " ON CONFLICT(collection_id, item_id) DO UPDATE SET dirty = 1",
+            (collection_id, item_id),
+        )
+
+    def mark_all_items_dirty(self, collection_id: str | None = None) -> None:
+        if collection_id is None:
+            self.conn.execute("UPDATE item SET dirty = 1")
+        else:
+            self.conn.execute("UPDATE item SET dirty = 1 WHERE collection_id = ?", (collection_id,))
+
+    def dirty_items(self) -> list[tuple[str, str]]:
+        return self.conn.execute(
+            "SELECT collection_id, item_id FROM item WHERE dirty = 1 ORDER BY 1, 2"
+        ).fetchall()
+
+    def item_hashes(self) -> Iterator[tuple[str, str, str | None]]:
+        yield from self.conn.execute("SELECT collection_id, item_id, json_hash FROM item")
+
+    def item_hash(self, collection_id: str, item_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT json_hash FROM item WHERE collection_id = ? AND item_id = ?",
+            (collection_id, item_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def store_item(self, collection_id: str, item_id: str, values: dict[str, Any]) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.conn.execute(
+            f"UPDATE item SET {sets}, dirty = 0 WHERE collection_id = ? AND item_id = ?",
+            [*values.values(), collection_id, item_id],
+        )
+
+    def delete_item(self, collection_id: str, item_id: str) -> None:
+        self.conn.execute(
+            "DELETE FROM item WHERE collection_id = ? AND item_id = ?", (collection_id, item_id)
+        )
+
+    def collection_ids_with_items(self) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT collection_id FROM item WHERE json IS NOT NULL ORDER BY 1"
+            )
+        ]
+
+    def collection_extent(self, collection_id: str) -> dict[str, Any]:
+        """Spatial and temporal extent of a collection, aggregated in SQL over its items."""
+        row = self.conn.execute(
+            "SELECT min(west), min(south), max(east), max(north),"
+            " sum(west > east), min(start_datetime), max(end_datetime), count(*)"
+            " FROM item WHERE collection_id = ? AND json IS NOT NULL",
+            (collection_id,),
+        ).fetchone()
+        west, south, east, north, crossing, start, end, count = row
+        if not count:
+            return {"bbox": None, "start": None, "end": None}
+        if crossing:
+            # An item over the antimeridian makes min/max meaningless in longitude.
+            west, east = -180.0, 180.0
+        return {"bbox": (west, south, east, north), "start": start, "end": end}
+
+    def collection_item_ids(self, collection_id: str) -> tuple[str, ...]:
+        return tuple(
+            r[0]
+            for r in self.conn.execute(
+                "SELECT item_id FROM item WHERE collection_id = ? AND json IS NOT NULL"
+                " ORDER BY item_id",
+                (collection_id,),
+            )
+        )
+
+    def iter_item_json(self) -> Iterator[tuple[str, str, str]]:
+        """(collection, item, json) of every rendered item, streamed in id order."""
+        yield from self.conn.execute(
+            "SELECT collection_id, item_id, json FROM item WHERE json IS NOT NULL ORDER BY 1, 2"
+        )
+
+    # -- other catalog files, state and passes -------------------------------------------
+
+    def written_hash(self, path: str) -> str | None:
+        row = self.conn.execute("SELECT hash FROM written WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def set_written_hash(self, path: str, digest: str | None) -> None:
+        if digest is None:
+            self.conn.execute("DELETE FROM written WHERE path = ?", (path,))
+        else:
+            self.conn.execute(
+                "INSERT INTO written (path, hash) VALUES (?, ?)"
+                " ON CONFLICT(path) DO UPDATE SET hash = excluded.hash",
+                (path, digest),
+            )
+
+    def written_paths(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM written ORDER BY 1")]
+
+    def get_state(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO state (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def begin_pass(self) -> int:
+        with self.transaction():
+            cur = self.conn.execute("INSERT INTO pass (started) VALUES (?)", (now_iso(),))
+        return int(cur.lastrowid or 0)
+
+    def finish_pass(self, pass_id: int, summary: dict[str, Any]) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE pass SET finished = ?, summary_json = ? WHERE id = ?",
+                (now_iso(), json.dumps(summary, sort_keys=True), pass_id),
+            )
+
+    # -- read-side queries for `stacsync manifest` ---------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by status and by collection, plus the last finished pass."""
+        by_status = dict(
+            self.conn.execute("SELECT status, count(*) FROM asset_file GROUP BY 1 ORDER BY 1")
+        )
+        by_collection = {
+            cid or "(none)": {"files": files, "items": items}
+            for cid, files, items in self.conn.execute(
+                "SELECT collection_id, count(*), count(DISTINCT item_id) FROM asset_file"
+                " WHERE status = 'ok' GROUP BY 1 ORDER BY 1"
+            )
+        }
+        last = self.conn.execute(
+            "SELECT id, started, finished, summary_json FROM pass"
+            " WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        last_pass = None
+        if last:
+            last_pass = {"id": last[0], "started": last[1], "finished": last[2]}
+            last_pass["summary"] = json.loads(last[3]) if last[3] else None
+        return {
+            "manifest": str(self.path),
+            "schema_version": self.conn.execute("PRAGMA user_version").fetchone()[0],
+            "files": sum(by_status.values()),
+            "by_status": by_status,
+            "by_collection": by_collection,
+            "items": self.conn.execute(
+                "SELECT count(*) FROM item WHERE json IS NOT NULL"
+            ).fetchone()[0],
+            "last_pass": last_pass,
+        }
+
+    def files(
+        self, status: str | None = None, collection: str | None = None, glob: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of the `files` view, filtered."""
+        where, args = [], []
+        for column, value in (("status", status), ("collection_id", collection)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if glob is not None:
+            where.append("path GLOB ?")
+            args.append(glob)
+        sql = "SELECT * FROM files" + (" WHERE " + " AND ".join(where) if where else "")
+        return self._dicts(sql + " ORDER BY path", args)
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM errors ORDER BY path", [])
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Files with a layout remark (e.g. no metadata-table row), not errors."""
+        return self._dicts(
+            "SELECT path, problem FROM asset_file WHERE problem IS NOT NULL ORDER BY path", []
+        )
+
+    def show(self, path: str) -> dict[str, Any] | None:
+        """Every column of one file, with the extracted metadata parsed."""
+        rows = self._dicts("SELECT * FROM asset_file WHERE path = ?", [path])
+        if not rows:
+            return None
+        row = rows[0]
+        if row.get("meta_json"):
+            row["meta"] = json.loads(row.pop("meta_json"))
+        return row
+
+    def _dicts(self, sql: str, args: Iterable[Any]) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, list(args))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split a migration script; sqlite3.complete_statement keeps CREATE VIEW bodies whole."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def wall_clock_ns() -> int:
+    """Wall-clock nanoseconds, the same clock file mtimes use."""
+    return time.time_ns()

@@ -1,0 +1,87 @@
+"""Where catalog files go: a local (or mounted) output folder, written atomically.
+
+Readers see either the old file or the new one, never half of one; nothing escapes the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from stacsync.errors import OutputError
+
+TEMP_PREFIX = ".stacsync-tmp-"
+
+
+class LocalOutput:
+    """Atomic writes and deletes of catalog files under one folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Create the root if needed and prove we can write there, or say what to fix."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"output {self.root}: cannot create folder: {exc.strerror}") from exc
+        if not self.root.is_dir():
+            raise OutputError(f"output {self.root}: exists and is not a folder")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise OutputError(f"output {self.root}: folder is not writable by this user")
+        self._sweep_temp_files()
+
+    def _sweep_temp_files(self) -> None:
+        # Left behind only by a crash between write and rename; never visible to readers.
+        for tmp in self.root.rglob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def path(self, relpath: str) -> Path:
+        """The absolute path of a catalog file; refuses anything outside the root."""
+        target = (self.root / relpath).resolve()
+        root = self.root.resolve()
+        if target != root and root not in target.parents:
+            raise OutputError(f"refusing to write {relpath!r}: outside the output folder")
+        return target
+
+    def exists(self, relpath: str) -> bool:
+        return self.path(relpath).is_file()
+
+    def write(self, relpath: str, data: bytes) -> None:
+        with self.open_atomic(relpath) as out:
+            out.write(data)
+
+    @contextlib.contextmanager
+    def open_atomic(self, relpath: str) -> Iterator[BinaryIO]:
+        """A file that appears under `relpath` only once it is complete."""
+        target = self.path(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, relpath: str) -> None:
+        """Remove a file and any folders it leaves empty (up to the root)."""
+        target = self.path(relpath)
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        root = self.root.resolve()
+        parent = target.parent
+        while parent != root and root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent

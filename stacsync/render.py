@@ -1,0 +1,270 @@
+"""Turn what the manifest marks dirty into catalog files: items, collections, catalog, index.
+
+Everything is derived from the manifest; a file is written only when its bytes would change
+or it is missing on disk, so a crash anywhere is repaired by the next pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from stacsync.checksum import sha256_hex
+from stacsync.config import rewrite_href
+from stacsync.records import AssetMeta
+
+if TYPE_CHECKING:
+    from stacsync.config import CollectionConfig, Settings
+    from stacsync.layout import Layout
+    from stacsync.manifest import Manifest
+    from stacsync.publish import LocalOutput
+    from stacsync.sources import Source
+    from stacsync.sync import PassSummary
+
+log = logging.getLogger(__name__)
+
+COMMIT_BATCH = 200
+
+
+class Renderer:
+    """Renders and publishes the dirty part of the catalog after a pass's commits."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        manifest: Manifest,
+        output: LocalOutput,
+        layout: Layout,
+        source: Source,
+    ):
+        # pystac/shapely load only when something must be rendered (start-up cost).
+        from stacsync import stac
+
+        self.stac = stac
+        self.settings = settings
+        self.db = manifest
+        self.output = output
+        self.layout = layout
+        self.source = source
+        self.links = stac.Links(settings.public_url)
+        self.collections = {c.id: c for c in settings.collections}
+
+    def render(self, summary: PassSummary) -> None:
+        self._mark_missing_items_dirty()
+        touched = self._render_items(summary)
+        self._render_collections(summary)
+        summary.catalog_written = self._render_catalog()
+        summary.index_written = self._render_index(force=touched)
+
+    # -- items ---------------------------------------------------------------------------
+
+    def _mark_missing_items_dirty(self) -> None:
+        """Someone deleted an item file by hand, or a crash beat the write: redo it."""
+        missing = [
+            (cid, iid)
+            for cid, iid, digest in self.db.item_hashes()
+            if digest is not None and not self.output.exists(self.stac.item_path(cid, iid))
+        ]
+        if missing:
+            with self.db.transaction():
+                for cid, iid in missing:
+                    self.db.mark_item_dirty(cid, iid)
+
+    def _render_items(self, summary: PassSummary) -> bool:
+        dirty = self.db.dirty_items()
+        changed = False
+        for start in range(0, len(dirty), COMMIT_BATCH):
+            with self.db.transaction():
+                for cid, iid in dirty[start : start + COMMIT_BATCH]:
+                    changed |= self._render_item(cid, iid, summary)
+        return changed
+
+    def _render_item(self, cid: str, iid: str, summary: PassSummary) -> bool:
+        """Render one item; write it if its bytes changed. True when the disk changed."""
+        rows = self.db.item_files(cid, iid)
+        collection = self.collections.get(cid)
+        relpath = self.stac.item_path(cid, iid)
+        if not rows or collection is None:
+            existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
+            self.output.delete(relpath)
+            self.db.delete_item(cid, iid)
+            summary.items_deleted += int(existed)
+            return existed
+        item = self.stac.render_item(self._item_input(collection, iid, rows), self.links)
+        data = self.stac.dumps(item)
+        digest = sha256_hex(data)
+        written = False
+        if digest != self.db.item_hash(cid, iid) or not self.output.exists(relpath):
+            self.output.write(relpath, data)
+            summary.items_written += 1
+            written = True
+        west, south, east, north = item["bbox"][:4] if len(item["bbox"]) == 4 else _bbox2d(item)
+        props = item["properties"]
+        self.db.store_item(
+            cid,
+            iid,
+            {
+                "json": data.decode("utf-8"),
+                "json_hash": digest,
+                "west": west,
+                "south": south,
+                "east": east,
+                "north": north,
+                "start_datetime": props.get("start_datetime") or props.get("datetime"),
+                "end_datetime": props.get("end_datetime") or props.get("datetime"),
+            },
+        )
+        return written
+
+    def _item_input(self, collection: CollectionConfig, iid: str, rows: list) -> Any:
+        stac = self.stac
+        assets = []
+        metas = []
+        for row in rows:
+            meta = AssetMeta.from_json(row["meta_json"])
+            metas.append(meta)
+            assets.append(
+                stac.AssetInput(
+                    key=row["asset_key"],
+                    href=rewrite_href(self.settings, self.source.local_path(row["path"])),
+                    title=collection.asset_titles.get(row["asset_key"]),
+                    size=row["size"],
+                    checksum=row["checksum"],
+                    meta=meta,
+                )
+            )
+        placement = self.layout.place(rows[0]["path"])
+        table_datetime = placement.datetime if placement else None
+        properties = dict(collection.properties)
+        if placement:
+            properties.update(placement.properties)
+        return stac.ItemInput(
+            collection_id=collection.id,
+            item_id=iid,
+            datetime=_item_datetime(table_datetime, metas, collection, rows),
+            properties=properties,
+            assets=tuple(assets),
+            pc_type=collection.pc_type,
+        )
+
+    # -- collections, catalog, index -----------------------------------------------------
+
+    def _render_collections(self, summary: PassSummary) -> None:
+        for cid, collection in self.collections.items():
+            extent = self.db.collection_extent(cid)
+            doc = self.stac.render_collection(
+                self.stac.CollectionInput(
+                    id=cid,
+                    title=collection.title,
+                    description=collection.description,
+                    license=collection.license,
+                    keywords=collection.keywords,
+                    providers=collection.providers,
+                    bbox=extent["bbox"],
+                    start=extent["start"],
+                    end=extent["end"],
+                    item_ids=self.db.collection_item_ids(cid),
+                ),
+                self.links,
+            )
+            summary.collections_written += int(
+                self._publish(self.stac.collection_path(cid), self.stac.dumps(doc))
+            )
+        self._drop_unconfigured_collections()
+
+    def _drop_unconfigured_collections(self) -> None:
+        for path in self.db.written_paths():
+            parts = PurePosixPath(path).parts
+            if (
+                len(parts) == 2
+                and parts[1] == "collection.json"
+                and parts[0] not in self.collections
+            ):
+                self.output.delete(path)
+                with self.db.transaction():
+                    self.db.set_written_hash(path, None)
+
+    def _render_catalog(self) -> bool:
+        doc = self.stac.render_catalog(
+            self.stac.CatalogInput(
+                id=self.settings.catalog_id,
+                title=self.settings.catalog_title,
+                description=self.settings.catalog_description,
+                collection_ids=tuple(sorted(self.collections)),
+            ),
+            self.links,
+        )
+        return self._publish(self.stac.catalog_path(), self.stac.dumps(doc))
+
+    def _publish(self, relpath: str, data: bytes) -> bool:
+        """Write a non-item catalog file if its bytes changed or it is missing."""
+        digest = sha256_hex(data)
+        if digest == self.db.written_hash(relpath) and self.output.exists(relpath):
+            return False
+        self.output.write(relpath, data)
+        with self.db.transaction():
+            self.db.set_written_hash(relpath, digest)
+        return True
+
+    def _render_index(self, force: bool) -> bool:
+        """Stream index.geojson from the stored item JSON when any item changed."""
+        path = self.stac.INDEX_PATH
+        if not force and self.db.written_hash(path) and self.output.exists(path):
+            return False
+        hasher = _HashingWriter()
+        with self.output.open_atomic(path) as out:
+            hasher.target = out
+            self.stac.write_index(self._features(), hasher)
+        with self.db.transaction():
+            self.db.set_written_hash(path, hasher.hexdigest())
+        return True
+
+    def _features(self):
+        for cid, iid, text in self.db.iter_item_json():
+            href = self.links.href(self.stac.INDEX_PATH, self.stac.item_path(cid, iid))
+            yield self.stac.index_feature(json.loads(text), href)
+
+
+class _HashingWriter:
+    """A write-only binary file that hashes what passes through it."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._hash = hashlib.sha256()
+        self.target: Any = None
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        return self.target.write(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _bbox2d(item: dict) -> tuple[float, float, float, float]:
+    b = item["bbox"]
+    return b[0], b[1], b[3], b[4]
+
+
+def _item_datetime(
+    table_datetime: str | None, metas: list[AssetMeta], collection: CollectionConfig, rows: list
+) -> str:
+    """Table, then the files' own dates, then the configured default, then the files' mtime.
+
+    Never "now". The last fallback is the newest modification time at which a file's content
+    last changed, so touching a file (same bytes, new mtime) does not change its item.
+    """
+    if table_datetime:
+        return table_datetime
+    own = sorted(m.datetime for m in metas if m.datetime)
+    if own:
+        return own[0]
+    if collection.default_datetime:
+        return collection.default_datetime
+    newest = max(row["content_mtime_ns"] for row in rows)
+    stamp = datetime.fromtimestamp(newest / 1e9, tz=UTC).replace(microsecond=0)
+    return stamp.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,41 @@
+"""Where asset files live: the seam between stacsync and a store's bytes.
+
+`Source` is what a pass needs from a store; `local` implements it for folders and mounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from stacsync.records import SourceEntry
+
+
+@dataclass
+class Listing:
+    """One listing of a source: the files seen, and the folders that could not be read.
+
+    Files under a folder in `failed_dirs` must not be treated as removed.
+    """
+
+    entries: dict[str, SourceEntry] = field(default_factory=dict)
+    failed_dirs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def covers(self, relpath: str) -> bool:
+        """True when the listing could see where `relpath` lives (so absence means removal)."""
+        return not any(
+            d == "" or relpath == d or relpath.startswith(d + "/") for d in self.failed_dirs
+        )
+
+
+class Source(Protocol):
+    """A store of asset files addressed by POSIX paths relative to its root."""
+
+    def list(self) -> Listing: ...
+
+    def stat(self, relpath: str) -> SourceEntry | None: ...
+
+    def open(self, relpath: str) -> BinaryIO: ...
+
+    def local_path(self, relpath: str) -> str: ...

@@ -1,0 +1,421 @@
+"""One pass: list the source, diff with the manifest, extract what changed, commit, render, publish.
+
+`rescan` is the entry point for the CLI and for notebooks; `SyncPass` is the machinery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stacsync.checksum import checksum_stream
+from stacsync.config import Settings, load_settings, quick_settings
+from stacsync.errors import ExtractError, StacsyncError
+from stacsync.extract import TransientIOError, extract_file, is_transient, retrying
+from stacsync.layout import Layout, Placement
+from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
+from stacsync.publish import LocalOutput
+from stacsync.records import AssetMeta, FileState, SourceEntry
+from stacsync.render import Renderer
+from stacsync.sources import Listing, Source
+from stacsync.sources.local import LocalSource
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+"""progress(phase, done, total): called from the pass's thread as work completes."""
+
+# A file whose mtime is this close to the moment we stat it may change again within the
+# same timestamp tick; it is re-checked next pass (the "racy git" problem).
+RACY_WINDOW_NS = 2_000_000_000
+COMMIT_BATCH = 200
+
+
+@dataclass
+class PassSummary:
+    """What one pass did; `to_dict()` is the `--json` output."""
+
+    added: int = 0
+    modified: int = 0
+    touched: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    deferred: int = 0
+    unmatched: int = 0
+    errors: int = 0  # files in error after this pass
+    new_errors: int = 0  # files that went into error during this pass
+    items_written: int = 0
+    items_deleted: int = 0
+    collections_written: int = 0
+    catalog_written: bool = False
+    index_written: bool = False
+    files_without_rows: int = 0
+    table_rows_without_files: dict[str, list[str]] = field(default_factory=dict)
+    listing_problems: list[str] = field(default_factory=list)
+    output: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One file that needs a checksum and/or an extraction."""
+
+    entry: SourceEntry
+    placement: Placement
+    old: FileRow | None
+    crs: str | None
+    checksum_first: bool  # known file: hash before deciding whether to extract
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    work: _Work
+    checksum: str | None
+    meta: AssetMeta | None
+    error: str | None
+    transient: bool
+    extracted: bool
+
+
+def rescan(
+    config: Settings | str | os.PathLike | None = None,
+    *,
+    source: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    public_url: str | None = None,
+    progress: ProgressFn | None = None,
+) -> PassSummary:
+    """Run one full pass and return its summary.
+
+    Give either a config (a `Settings` or the path of a TOML file), or the quick form:
+    `source`, `output` and `manifest` (one collection, one item per file). Per-file problems
+    are recorded in the manifest and counted in the summary; a `StacsyncError` means the pass
+    could not run at all (bad config, unwritable output, manifest locked).
+
+    >>> summary = rescan(source="drone", output="catalog", manifest="stacsync.db")
+    >>> summary.items_written
+    """
+    settings = _settings(config, source, output, manifest, public_url)
+    with Manifest.open_writer(settings.manifest_path, purpose="stacsync rescan") as db:
+        return SyncPass(settings, db, progress=progress).run()
+
+
+def _settings(config, source, output, manifest, public_url) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    if config is not None:
+        return load_settings(Path(config))
+    if source is None or output is None or manifest is None:
+        raise StacsyncError("give a config file, or all of source, output and manifest")
+    return quick_settings(Path(source), Path(output), Path(manifest), public_url)
+
+
+class SyncPass:
+    """The pass machinery, bound to one settings object, manifest, source and output."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        manifest: Manifest,
+        *,
+        source: Source | None = None,
+        output: LocalOutput | None = None,
+        progress: ProgressFn | None = None,
+    ):
+        self.settings = settings
+        self.db = manifest
+        self.layout = Layout(settings)
+        self.output = output or LocalOutput(settings.output_path)
+        self.source = source or LocalSource(
+            settings.source_path,
+            include=self._include,
+            prune=(settings.output_path,),
+        )
+        self.progress = progress or (lambda phase, done, total: None)
+        self.collections = {c.id: c for c in settings.collections}
+
+    def _include(self, relpath: str) -> bool:
+        from stacsync.config import is_included
+
+        return is_included(self.settings, relpath)
+
+    # -- the pass ------------------------------------------------------------------------
+
+    def run(self) -> PassSummary:
+        started = time.monotonic()
+        self.output.check_writable()
+        summary = PassSummary(output=str(self.settings.output_path))
+        pass_id = self.db.begin_pass()
+        listing = self.source.list()
+        summary.listing_problems = listing.problems
+        self.progress("list", len(listing.entries), len(listing.entries))
+        rows = self.db.file_rows()
+        self._refresh_layout_if_changed(rows)
+        rows = self.db.file_rows()
+        work = self._diff(listing, rows, summary)
+        self._process(work, summary)
+        Renderer(self.settings, self.db, self.output, self.layout, self.source).render(summary)
+        summary.errors = len(self.db.errors())
+        summary.files_without_rows = len(self.db.problems())
+        summary.table_rows_without_files = self._unused_rows()
+        summary.seconds = round(time.monotonic() - started, 3)
+        self.db.finish_pass(pass_id, summary.to_dict())
+        log.info(_one_line(summary))
+        return summary
+
+    # -- diff ----------------------------------------------------------------------------
+
+    def _diff(
+        self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary
+    ) -> list[_Work]:
+        """Sort every listed file into unchanged / deferred / work, and drop removed files."""
+        now_ns = wall_clock_ns()
+        settle_ns = int(self.settings.settle_seconds * 1e9)
+        work: list[_Work] = []
+        for path, entry in listing.entries.items():
+            old = rows.get(path)
+            if settle_ns and entry.mtime_ns > now_ns - settle_ns:
+                summary.deferred += 1
+                continue
+            if old is not None and not _needs_look(old, entry):
+                summary.unchanged += 1
+                continue
+            placement = self.layout.place(path)
+            if placement is None:
+                self._record_unmatched(entry, old, now_ns, summary)
+                continue
+            work.append(self._work(entry, placement, old))
+        self._remove_missing(listing, rows, summary)
+        return work
+
+    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> _Work:
+        collection = self.collections[placement.collection_id]
+        return _Work(
+            entry=entry,
+            placement=placement,
+            old=old,
+            crs=collection.crs,
+            checksum_first=old is not None
+            and old.status == FileState.OK
+            and old.checksum is not None
+            and self.settings.checksum != "none",
+        )
+
+    def _record_unmatched(
+        self, entry: SourceEntry, old: FileRow | None, now_ns: int, summary: PassSummary
+    ) -> None:
+        summary.unmatched += 1
+        with self.db.transaction():
+            if old is not None and old.item_id:
+                self.db.mark_item_dirty(old.collection_id, old.item_id)
+            self.db.upsert_file(
+                {
+                    "path": entry.path,
+                    "size": entry.size,
+                    "mtime_ns": entry.mtime_ns,
+                    "status": "unmatched",
+                    "collection_id": None,
+                    "item_id": None,
+                    "asset_key": None,
+                    "meta_json": None,
+                    "error": None,
+                    "problem": None,
+                    "scanned_ns": now_ns,
+                }
+            )
+
+    def _remove_missing(
+        self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary
+    ) -> None:
+        gone = [p for p in rows if p not in listing.entries and listing.covers(p)]
+        with self.db.transaction():
+            for path in gone:
+                old = rows[path]
+                if old.item_id:
+                    self.db.mark_item_dirty(old.collection_id, old.item_id)
+                self.db.delete_file(path)
+        summary.removed += sum(1 for p in gone if rows[p].status != "unmatched")
+
+    # -- checksum + extract, in worker threads; commits on this thread ------------------
+
+    def _process(self, work: list[_Work], summary: PassSummary) -> None:
+        if not work:
+            return
+        total = len(work)
+        done = 0
+        batch: list[_Result] = []
+        with ThreadPoolExecutor(max_workers=self.settings.workers or os.cpu_count() or 1) as pool:
+            for result in pool.map(self._examine, work):
+                batch.append(result)
+                done += 1
+                if len(batch) >= COMMIT_BATCH:
+                    self._commit(batch, summary)
+                    batch = []
+                self.progress("extract", done, total)
+        self._commit(batch, summary)
+
+    def _examine(self, work: _Work) -> _Result:
+        """Checksum (known files first) and extract; never raises for a per-file problem."""
+        path = work.entry.path
+        checksum = None
+        try:
+            checksum = self._checksum(path)
+            if work.checksum_first and checksum == work.old.checksum:
+                return _Result(work, checksum, None, None, False, extracted=False)
+            meta = extract_file(self.source.local_path(path), crs_override=work.crs)
+            return _Result(work, checksum, meta, None, False, extracted=True)
+        except TransientIOError as exc:
+            return _Result(work, checksum, None, str(exc), True, extracted=True)
+        except ExtractError as exc:
+            return _Result(work, checksum, None, str(exc), False, extracted=True)
+        except OSError as exc:
+            name = Path(path).name
+            message = f"{name}: cannot read file ({exc.strerror or exc})"
+            return _Result(work, checksum, None, message, is_transient(exc), extracted=True)
+
+    @retrying()
+    def _checksum(self, path: str) -> str | None:
+        if self.settings.checksum == "none":
+            return None
+        with self.source.open(path) as stream:
+            return checksum_stream(stream, self.settings.checksum)
+
+    def _commit(self, batch: list[_Result], summary: PassSummary) -> None:
+        scanned_ns = wall_clock_ns()
+        with self.db.transaction():
+            for result in batch:
+                self._commit_one(result, summary, scanned_ns)
+
+    def _commit_one(self, result: _Result, summary: PassSummary, scanned_ns: int) -> None:
+        work, entry, old = result.work, result.work.entry, result.work.old
+        if not result.extracted:
+            summary.touched += 1
+            self.db.update_stat(entry.path, entry.mtime_ns, scanned_ns)
+            return
+        if old is None:
+            summary.added += 1
+        elif old.checksum is not None and result.checksum == old.checksum and old.status == "ok":
+            summary.touched += 1  # checksums off earlier, on now; or a retried error
+        else:
+            summary.modified += 1
+        p = work.placement
+        status, error = FileState.OK, result.error
+        if error is None:
+            owner = self.db.asset_slot_owner(p.collection_id, p.item_id, p.asset_key)
+            if owner is not None and owner != entry.path:
+                error = (
+                    f"{Path(entry.path).name}: same item {p.item_id!r} and asset key "
+                    f"{p.asset_key!r} as {owner}; rename one or change the collection's match"
+                )
+        if error is not None:
+            status = FileState.ERROR
+            if old is None or old.status != FileState.ERROR:
+                summary.new_errors += 1
+            log.warning("%s", error)
+        if old is not None and old.item_id:
+            self.db.mark_item_dirty(old.collection_id, old.item_id)
+        if p.item_id:
+            self.db.mark_item_dirty(p.collection_id, p.item_id)
+        self.db.upsert_file(
+            {
+                "path": entry.path,
+                "size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+                "content_mtime_ns": entry.mtime_ns,
+                "checksum": result.checksum,
+                "status": status.value,
+                "collection_id": p.collection_id,
+                "item_id": p.item_id or None,
+                "asset_key": p.asset_key,
+                "meta_json": result.meta.to_json() if result.meta else None,
+                "error": error,
+                "error_transient": int(result.transient),
+                "error_since": now_iso() if error else None,
+                "problem": p.problem,
+                "scanned_ns": scanned_ns,
+            }
+        )
+
+    # -- config and metadata-table changes -----------------------------------------------
+
+    def _refresh_layout_if_changed(self, rows: dict[str, FileRow]) -> None:
+        """Re-place every file when the layout or a metadata table changed since last pass.
+
+        Placement is cheap (a regex and a table lookup), so everything is re-placed and all
+        items re-rendered; items whose JSON comes out the same are not rewritten.
+        """
+        fingerprint = self._layout_fingerprint()
+        if self.db.get_state("layout_fingerprint") == fingerprint:
+            return
+        with self.db.transaction():
+            self.db.mark_all_items_dirty()
+            for row in rows.values():
+                self._replace(row)
+            self.db.set_state("layout_fingerprint", fingerprint)
+
+    def _replace(self, row: FileRow) -> None:
+        placement = self.layout.place(row.path)
+        if row.item_id:
+            self.db.mark_item_dirty(row.collection_id, row.item_id)
+        if placement is None or row.status != FileState.OK:
+            # Unmatched or failed files get a fresh look (a new crs or match may fix them).
+            self.db.update_file(row.path, status="pending")
+            return
+        self.db.update_file(
+            row.path,
+            collection_id=placement.collection_id,
+            item_id=placement.item_id or None,
+            asset_key=placement.asset_key,
+            problem=placement.problem,
+        )
+        if placement.item_id:
+            self.db.mark_item_dirty(placement.collection_id, placement.item_id)
+
+    def _layout_fingerprint(self) -> str:
+        parts = [repr(self.settings)]
+        for table in self.layout.table_files():
+            try:
+                st = table.stat()
+                parts.append(f"{table}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{table}:missing")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def _unused_rows(self) -> dict[str, list[str]]:
+        unused = {}
+        for cid in self.collections:
+            rows = self.layout.unused_rows(cid, set())
+            if rows:
+                unused[cid] = rows
+        return unused
+
+
+def _needs_look(old: FileRow, entry: SourceEntry) -> bool:
+    """True when a listed file must be checksummed or extracted again."""
+    if old.size != entry.size or old.mtime_ns != entry.mtime_ns:
+        return True
+    if old.status == FileState.ERROR:
+        return bool(old.error_transient)
+    if old.status == "pending":
+        return True
+    return old.mtime_ns + RACY_WINDOW_NS >= old.scanned_ns
+
+
+def _one_line(s: PassSummary) -> str:
+    return (
+        f"pass: {s.added} added, {s.modified} modified, {s.touched} touched, {s.removed} removed,"
+        f" {s.unchanged} unchanged, {s.deferred} deferred, {s.errors} errors;"
+        f" {s.items_written} items written, {s.items_deleted} deleted,"
+        f" {s.collections_written} collections written in {s.seconds:.2f}s"
+    )

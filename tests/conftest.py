@@ -1,0 +1,50 @@
+"""Shared fixtures: the real test data in ../shared and its ground truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TESTDATA = SHARED / "testdata"
+SCHEMAS = SHARED / "stac-schemas"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """Folder of real GeoTIFF/LAS/LAZ files from public projects (read-only)."""
+    if not (TESTDATA / "expected.json").is_file():
+        pytest.skip(f"real test data not found at {TESTDATA}")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def expected(testdata: Path) -> dict:
+    """Ground truth for every file in `testdata`, keyed by file name."""
+    return json.loads((testdata / "expected.json").read_text())["files"]
+
+
+@pytest.fixture(scope="session")
+def schema_root() -> Path:
+    """Offline copy of the STAC JSON schemas, laid out by URL."""
+    if not (SCHEMAS / "urlmap.json").is_file():
+        pytest.skip(f"STAC schemas not found at {SCHEMAS}")
+    return SCHEMAS
+
+
+@pytest.fixture
+def copy_testdata(testdata: Path, tmp_path: Path):
+    """Copy named test files into a fresh folder (the originals are read-only)."""
+
+    def copy(*names: str, dest: Path | None = None) -> Path:
+        dest = dest or tmp_path / "src"
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(testdata / name, dest / name)
+        return dest
+
+    return copy
