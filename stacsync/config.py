@@ -1,0 +1,1298 @@
+"""Read a stacsync TOML file into frozen, typed settings; every mistake is reported with its key.
+
+One registry (`SECTIONS`) drives parsing, validation, defaults, the docs and `example_config`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import glob
+import json
+import os
+import re
+import textwrap
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from stacsync.errors import ConfigError
+from stacsync.ids import safe_id
+
+# --------------------------------------------------------------------------------------------
+# Typed settings: what the rest of stacsync reads.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """A metadata table (CSV or GeoPackage) joined to the files of one collection."""
+
+    path: Path
+    key: str
+    item_column: str | None
+    datetime: str | None
+    datetime_format: str | None
+    properties: tuple[str, ...]
+    layer: str | None = None  # GeoPackage layer; None = the first layer
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """How files become the items and assets of one STAC collection."""
+
+    id: str
+    title: str | None
+    description: str
+    license: str
+    keywords: tuple[str, ...]
+    providers: tuple[dict, ...]
+    match: re.Pattern[str]
+    table: TableConfig | None
+    properties: dict
+    asset_titles: dict[str, str]
+    crs: str | None
+    default_datetime: str | None
+    pc_type: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one stacsync run needs to know, with paths already absolute."""
+
+    source_path: Path
+    output_path: Path
+    manifest_path: Path
+    public_url: str | None
+    href_rewrites: tuple[tuple[str, str], ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    settle_seconds: float
+    catalog_id: str
+    catalog_title: str | None
+    catalog_description: str
+    checksum: str
+    workers: int
+    collections: tuple[CollectionConfig, ...]
+    config_path: Path | None
+
+
+# --------------------------------------------------------------------------------------------
+# The registry.
+# --------------------------------------------------------------------------------------------
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+# kind -> words used in the docs' "Type" column
+KIND_DOCS: dict[str, str] = {
+    "str": "string",
+    "id": "id (letters, digits, `.`, `_`, `-`)",
+    "path": "path (relative: to the config file's folder)",
+    "source_path": "path (relative: to `source.path`)",
+    "url": "http(s) URL",
+    "href_target": "http(s) URL or absolute path",
+    "abs_prefix": "absolute path",
+    "globs": "list of glob patterns",
+    "strings": "list of strings",
+    "seconds": "number ≥ 0 (seconds)",
+    "count": "integer ≥ 0",
+    "choice": "string",
+    "choices": "list of strings",
+    "regex": "regular expression",
+    "crs": "CRS (EPSG code, WKT, PROJ string)",
+    "datetime": "ISO 8601 date or datetime",
+    "column": "column name",
+    "columns": "list of column names",
+    "strftime": "strptime format",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its name, kind, default and the help shown in docs and generated configs."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    example: Any = None  # a value for generated configs when the default is REQUIRED/None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Section:
+    """A TOML table (`[name]`), array of tables (`[[name]]`) or free-form map of one section."""
+
+    name: str  # dotted: "source", "collection.table"
+    help: str
+    keys: tuple[Key, ...] = ()
+    array: bool = False  # [[name]]
+    optional: bool = False  # absent -> None instead of a table of defaults
+    free_form: str | None = None  # user-chosen keys; the values' kind ("str" or "any")
+    min_items: int = 0
+
+    @property
+    def short(self) -> str:
+        return self.name.rpartition(".")[2]
+
+
+PROVIDER_ROLES = ("licensor", "producer", "processor", "host")
+PC_TYPES = ("lidar", "eopc", "radar", "sonar", "other")
+CHECKSUMS = ("sha2-256", "none")
+DEFAULT_INCLUDE = ["*.tif", "*.tiff", "*.las", "*.laz"]
+DEFAULT_ASSET_TITLES: dict[str, str] = {
+    "orthomosaic": "Orthomosaic",
+    "chm-mesh": "Canopy height model (from mesh)",
+    "chm-ptcloud": "Canopy height model (from point cloud)",
+    "dsm-mesh": "Digital surface model (from mesh)",
+    "dsm-ptcloud": "Digital surface model (from point cloud)",
+    "dtm-mesh": "Digital terrain model (from mesh)",
+    "dtm-ptcloud": "Digital terrain model (from point cloud)",
+    "points": "Point cloud",
+    "data": "Data",
+}
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "source",
+        "Where the data files live.",
+        (
+            Key("path", "path", REQUIRED, "Folder holding the data files.", "/data/drone"),
+            Key(
+                "include",
+                "globs",
+                DEFAULT_INCLUDE,
+                "Files to catalog, case-insensitive. A pattern without `/` matches the file "
+                "name; one with `/` matches the whole path relative to `source.path` "
+                "(`*` matches across `/` there).",
+            ),
+            Key(
+                "exclude",
+                "globs",
+                [],
+                "Files to skip; wins over `include`. A pattern without `/` matches any one "
+                "folder or file name of the path (so `.*` skips hidden files and folders); "
+                "one with `/` matches the whole relative path. The output folder, when it "
+                "lies inside the source, is always skipped.",
+                ["stac/*", "*.part", ".*"],
+            ),
+            Key(
+                "settle_seconds",
+                "seconds",
+                0,
+                "A file modified less than this many seconds ago is still being written: "
+                "it waits for the next pass.",
+            ),
+        ),
+    ),
+    Section(
+        "output",
+        "Where the catalog JSON is written.",
+        (
+            Key("path", "path", REQUIRED, "Folder the catalog is written to.", "/data/stac"),
+            Key(
+                "public_url",
+                "url",
+                None,
+                "URL at which `output.path` is served. When set, catalog links are absolute "
+                "URLs under it; otherwise they are relative.",
+                "https://data.cyverse.org/dav-anon/iplant/home/USER/stac",
+            ),
+        ),
+    ),
+    Section(
+        "manifest",
+        "The SQLite database that remembers every file.",
+        (Key("path", "path", "stacsync.db", "SQLite manifest file."),),
+    ),
+    Section(
+        "catalog",
+        "The root catalog.",
+        (
+            Key("id", "id", "stacsync", "Id of the root catalog."),
+            Key("title", "str", None, "Title of the root catalog.", "Drone products"),
+            Key(
+                "description",
+                "str",
+                "STAC catalog kept up to date by stacsync.",
+                "Description of the root catalog.",
+            ),
+        ),
+    ),
+    Section(
+        "checksum",
+        "File checksums (tell a touched file from a modified one; fill `file:checksum`).",
+        (
+            Key(
+                "algorithm",
+                "choice",
+                "sha2-256",
+                "`sha2-256` (the store's own checksum is used when it has one), or `none`: "
+                "then a changed mtime means re-reading the header.",
+                choices=CHECKSUMS,
+            ),
+        ),
+    ),
+    Section(
+        "extract",
+        "Header extraction.",
+        (Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),),
+    ),
+    Section(
+        "href_rewrite",
+        "Maps local paths of asset files to public URLs (first matching prefix wins; the "
+        "prefix matches whole path components). Files under no prefix keep their local path.",
+        (
+            Key("prefix", "abs_prefix", REQUIRED, "Local path prefix.", "/data-store/iplant/home"),
+            Key(
+                "to",
+                "href_target",
+                REQUIRED,
+                "What replaces the prefix.",
+                "https://data.cyverse.org/dav-anon/iplant/home",
+            ),
+        ),
+        array=True,
+    ),
+    Section(
+        "collection",
+        "One STAC collection: which files belong to it and how they group into items.",
+        (
+            Key("id", "id", REQUIRED, "Collection id; also its folder name.", "my-collection"),
+            Key("title", "str", None, "Human title.", "My drone products"),
+            Key(
+                "description",
+                "str",
+                None,
+                "Description; defaults to the title, else the id.",
+                "Orthomosaics and point clouds of ...",
+            ),
+            Key("license", "str", "other", "SPDX license id, e.g. `CC-BY-4.0`."),
+            Key("keywords", "strings", [], "Keywords.", ["drone", "forest"]),
+            Key(
+                "match",
+                "regex",
+                REQUIRED,
+                "Regex searched in each file's path relative to `source.path`; the first "
+                "collection whose regex matches gets the file. Named groups: `item` (the item "
+                "id; required unless `table.item_column`), `asset` (asset key; default "
+                "`data`), `key` (the table join key; default: `item`, else `asset`).",
+                r"^(?P<item>.+)$",
+            ),
+            Key(
+                "crs",
+                "crs",
+                None,
+                "CRS assumed for files that declare none (never overrides a file's own CRS).",
+                "EPSG:32610",
+            ),
+            Key(
+                "default_datetime",
+                "datetime",
+                None,
+                "Item datetime when neither the table nor the file gives one. Naive values "
+                "are taken as UTC.",
+                "2023-05-25T12:00:00Z",
+            ),
+            Key(
+                "pc_type",
+                "choice",
+                "lidar",
+                "`pc:type` of point clouds.",
+                choices=PC_TYPES,
+            ),
+        ),
+        array=True,
+        min_items=1,
+    ),
+    Section(
+        "collection.providers",
+        "STAC providers of the collection.",
+        (
+            Key("name", "str", REQUIRED, "Provider name.", "Open Forest Observatory"),
+            Key(
+                "description",
+                "str",
+                None,
+                "What the provider did.",
+                "Flew and processed the missions",
+            ),
+            Key(
+                "roles",
+                "choices",
+                [],
+                "Any of licensor, producer, processor, host.",
+                ["producer", "processor"],
+                choices=PROVIDER_ROLES,
+            ),
+            Key("url", "url", None, "Provider homepage.", "https://openforestobservatory.org"),
+        ),
+        array=True,
+    ),
+    Section(
+        "collection.asset_titles",
+        "Asset key → human title. Merged over a built-in map that covers the OFO names "
+        + ", ".join(f"`{k}`" for k in DEFAULT_ASSET_TITLES)
+        + ".",
+        free_form="str",
+    ),
+    Section(
+        "collection.table",
+        "A metadata table (`.csv` or `.gpkg` GeoPackage) with one row per join key.",
+        (
+            Key(
+                "path",
+                "source_path",
+                REQUIRED,
+                "The table file. Read lazily, when the first file needs it.",
+                "metadata/table.csv",
+            ),
+            Key("layer", "str", None, "GeoPackage layer; default the first one.", "missions"),
+            Key(
+                "key",
+                "column",
+                REQUIRED,
+                "Column joined to the regex `key` group (else `item`, else `asset`).",
+                "id",
+            ),
+            Key(
+                "item_column",
+                "column",
+                None,
+                "Column giving the item id (several files, one item): the files of rows with "
+                "the same value form one item.",
+                "plot",
+            ),
+            Key(
+                "datetime",
+                "column",
+                None,
+                "Column giving the item datetime. Dates become midnight UTC; naive "
+                "datetimes are taken as UTC; aware ones are converted to UTC.",
+                "collection_date",
+            ),
+            Key(
+                "datetime_format",
+                "strftime",
+                None,
+                "`strptime` format of the datetime column when it is not ISO 8601.",
+                "%d/%m/%Y",
+            ),
+            Key(
+                "properties",
+                "columns",
+                [],
+                "Columns copied into item properties (empty cells are left out).",
+                ["sensor_name"],
+            ),
+        ),
+        optional=True,
+    ),
+    Section(
+        "collection.properties",
+        "Static item properties, e.g. `platform`, `mission`, `license`, `sci:doi`, "
+        "`sci:citation`. Any TOML values.",
+        free_form="any",
+    ),
+)
+ROOT = Section("", "The whole file.")
+_BY_NAME = {s.name: s for s in SECTIONS}
+
+
+def registry_keys() -> list[str]:
+    """Dotted name of every registered key and section, e.g. `collection.table.key`."""
+    names = []
+    for section in SECTIONS:
+        names.append(section.name)
+        names.extend(f"{section.name}.{key.name}" for key in section.keys)
+    return names
+
+
+def _children(section: Section) -> list[Section]:
+    prefix = f"{section.name}." if section.name else ""
+    return [
+        s
+        for s in SECTIONS
+        if s.name.startswith(prefix) and "." not in s.name[len(prefix) :] and s is not section
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Converters: one per kind; raise ValueError with a message that follows "<key>: ".
+# --------------------------------------------------------------------------------------------
+
+_TOML_TYPE = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    list: "a list",
+    dict: "a table",
+    datetime: "a datetime",
+    date: "a date",
+}
+
+
+def _type_name(value: Any) -> str:
+    return _TOML_TYPE.get(type(value), type(value).__name__)
+
+
+def _expect(value: Any, types: tuple[type, ...], what: str) -> None:
+    if isinstance(value, bool) and bool not in types:
+        raise ValueError(f"must be {what}, got {_type_name(value)}")
+    if not isinstance(value, types):
+        raise ValueError(f"must be {what}, got {_type_name(value)}")
+
+
+def _str(value: Any, key: Key, ctx: _Context) -> str:
+    _expect(value, (str,), "a string")
+    return value
+
+
+def _nonempty(value: Any, key: Key, ctx: _Context) -> str:
+    _expect(value, (str,), "a string")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _strings(value: Any, key: Key, ctx: _Context) -> tuple[str, ...]:
+    _expect(value, (list,), "a list of strings")
+    for item in value:
+        _expect(item, (str,), "a list of strings")
+    return tuple(value)
+
+
+def _globs(value: Any, key: Key, ctx: _Context) -> tuple[str, ...]:
+    patterns = _strings(value, key, ctx)
+    if any(not p.strip() for p in patterns):
+        raise ValueError("patterns must not be empty")
+    # a pattern is anchored at the source root anyway; a leading "/" or "./" adds nothing
+    return tuple(p.lstrip("/") if "/" in p else p for p in (p.removeprefix("./") for p in patterns))
+
+
+def _path(value: Any, key: Key, ctx: _Context) -> Path:
+    return _resolve(Path(os.path.expanduser(_nonempty(value, key, ctx))), ctx.config_dir)
+
+
+def _source_path(value: Any, key: Key, ctx: _Context) -> Path:
+    return _resolve(Path(os.path.expanduser(_nonempty(value, key, ctx))), ctx.source_dir)
+
+
+def _resolve(path: Path, base: Path) -> Path:
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def check_url(value: str) -> str:
+    """Return an http(s) URL without its trailing `/`; ValueError when it is not one."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must start with http:// or https://")
+    if parts.username or parts.password:
+        raise ValueError(
+            "must not contain a user name or password (credentials stay out of configs)"
+        )
+    return value.rstrip("/")
+
+
+def _url(value: Any, key: Key, ctx: _Context) -> str:
+    return check_url(_nonempty(value, key, ctx))
+
+
+def _href_target(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    if text.startswith("/"):
+        return text.rstrip("/") or "/"
+    try:
+        return check_url(text)
+    except ValueError:
+        raise ValueError("must be an http(s) URL or an absolute path") from None
+
+
+def _abs_prefix(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    if not text.startswith("/"):
+        raise ValueError(f"must be an absolute path (start with /), got {text!r}")
+    return text.rstrip("/") or "/"
+
+
+def _seconds(value: Any, key: Key, ctx: _Context) -> float:
+    _expect(value, (int, float), "a number")
+    if value < 0:
+        raise ValueError(f"must be ≥ 0, got {value}")
+    return float(value)
+
+
+def _count(value: Any, key: Key, ctx: _Context) -> int:
+    _expect(value, (int,), "an integer")
+    if value < 0:
+        raise ValueError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def _choice(value: Any, key: Key, ctx: _Context) -> str:
+    _expect(value, (str,), "a string")
+    if value not in key.choices:
+        raise ValueError(f"must be one of {', '.join(key.choices)}, got {value!r}")
+    return value
+
+
+def _choices(value: Any, key: Key, ctx: _Context) -> tuple[str, ...]:
+    values = _strings(value, key, ctx)
+    for item in values:
+        if item not in key.choices:
+            raise ValueError(f"must be among {', '.join(key.choices)}, got {item!r}")
+    return values
+
+
+def _id(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    if safe_id(text) != text:
+        hint = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+        hint = hint if hint and safe_id(hint) == hint else safe_id(text)
+        raise ValueError(
+            f"{text!r} is not a safe id (letters, digits, '.', '_', '-'); try {hint!r}"
+        )
+    return text
+
+
+def _regex(value: Any, key: Key, ctx: _Context) -> re.Pattern[str]:
+    text = _nonempty(value, key, ctx)
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
+
+
+def _crs(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    import pyproj  # only configs that name a CRS pay for the import
+
+    try:
+        pyproj.CRS.from_user_input(text)
+    except pyproj.exceptions.CRSError as exc:
+        raise ValueError(f"not a CRS pyproj understands: {exc}") from None
+    return text
+
+
+def _datetime(value: Any, key: Key, ctx: _Context) -> str:
+    _expect(value, (str, datetime, date), "an ISO 8601 date or datetime")
+    return to_utc_iso(value)
+
+
+def _strftime(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    if "%" not in text:
+        raise ValueError(f"{text!r} has no % directive; see Python's strptime formats")
+    return text
+
+
+def _any(value: Any, key: Key, ctx: _Context) -> Any:
+    return _jsonable(value)
+
+
+_CONVERT: dict[str, Callable[[Any, Key, _Context], Any]] = {
+    "str": _str,
+    "id": _id,
+    "path": _path,
+    "source_path": _source_path,
+    "url": _url,
+    "href_target": _href_target,
+    "abs_prefix": _abs_prefix,
+    "globs": _globs,
+    "strings": _strings,
+    "seconds": _seconds,
+    "count": _count,
+    "choice": _choice,
+    "choices": _choices,
+    "regex": _regex,
+    "crs": _crs,
+    "datetime": _datetime,
+    "column": _nonempty,
+    "columns": _strings,
+    "strftime": _strftime,
+    "any": _any,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """TOML values as JSON values: datetimes become ISO strings."""
+    if isinstance(value, datetime | date):
+        return to_utc_iso(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Dates.
+# --------------------------------------------------------------------------------------------
+
+# unambiguous non-ISO forms only; anything day/month-ambiguous needs table.datetime_format
+_EXTRA_FORMATS = ("%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%Y%m%d")
+
+
+def to_utc_iso(value: Any, fmt: str | None = None) -> str:
+    """An ISO 8601 UTC string (`...Z`) from a date, datetime or string; ValueError otherwise.
+
+    A date becomes midnight UTC, a naive datetime is taken as UTC, an aware one is converted.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = _parse_datetime_text(value.strip(), fmt)
+    else:
+        raise ValueError(f"not a date or datetime: {value!r}")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat() + "Z"
+
+
+def _parse_datetime_text(text: str, fmt: str | None) -> datetime:
+    formats = (fmt,) if fmt else _EXTRA_FORMATS
+    if not fmt:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    for candidate in formats:
+        try:
+            return datetime.strptime(text, candidate)
+        except ValueError:
+            continue
+    hint = f" with format {fmt!r}" if fmt else " (expected ISO 8601, e.g. 2019-05-19)"
+    raise ValueError(f"cannot read {text!r} as a date{hint}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: the registry walked over the parsed TOML.
+# --------------------------------------------------------------------------------------------
+
+_SECRET = re.compile(
+    r"pass(word|wd|phrase)?$|^pw$|^pwd$|password|passwd|token|secret|api[-_]?key|credential"
+    r"|private[-_]?key|irods[-_]?auth",
+    re.IGNORECASE,
+)
+_SECRET_HELP = (
+    "credentials do not belong in the config file; use ~/.irods/irods_environment.json "
+    "(iinit) or environment variables"
+)
+
+
+@dataclass
+class _Context:
+    config_dir: Path
+    source_dir: Path
+    errors: list[str] = field(default_factory=list)
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{where}: {message}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _find_secrets(value: Any, where: str) -> Iterator[str]:
+    """Every key anywhere in the document that looks like it holds a credential."""
+    if isinstance(value, dict):
+        for name, child in value.items():
+            path = _join(where, name)
+            if _SECRET.search(name):
+                yield path
+            else:
+                yield from _find_secrets(child, path)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _find_secrets(child, f"{where}[{index}]")
+
+
+def _unknown(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key{hint}"
+
+
+def _read_table(raw: Any, section: Section, where: str, ctx: _Context) -> dict[str, Any]:
+    """Check one TOML table against its section; return converted values (children nested)."""
+    if not isinstance(raw, dict):
+        shape = f"[[{section.name}]]" if section.array else f"[{section.name}]"
+        ctx.error(where, f"must be a table ({shape}), got {_type_name(raw)}")
+        return _empty_values(section)
+    keys = {k.name: k for k in section.keys}
+    children = {c.short: c for c in _children(section)}
+    for name in raw:
+        if name not in keys and name not in children and not _SECRET.search(name):
+            ctx.error(_join(where, name), _unknown(name, [*keys, *children]))
+    values = {k.name: _read_key(raw, k, where, ctx) for k in section.keys}
+    if section.name == "source" and isinstance(values.get("path"), Path):
+        ctx.source_dir = values["path"]  # table paths, read later, resolve against it
+    for short, child in children.items():
+        values[short] = _read_child(raw.get(short), child, _join(where, short), ctx)
+    return values
+
+
+def _empty_values(section: Section) -> dict[str, Any]:
+    """Values of a section that could not be read, so building can go on to report more."""
+    values: dict[str, Any] = {k.name: None for k in section.keys}
+    for child in _children(section):
+        values[child.short] = [] if child.array else ({} if child.free_form else None)
+    return values
+
+
+def _read_key(raw: dict, key: Key, where: str, ctx: _Context) -> Any:
+    if key.name not in raw:
+        if key.required:
+            ctx.error(_join(where, key.name), "required")
+            return None
+        raw_value = key.default
+    else:
+        raw_value = raw[key.name]
+    if raw_value is None:
+        return None
+    try:
+        return _CONVERT[key.kind](raw_value, key, ctx)
+    except ValueError as exc:
+        ctx.error(_join(where, key.name), str(exc))
+        return None
+
+
+def _read_child(raw: Any, section: Section, where: str, ctx: _Context) -> Any:
+    if section.free_form:
+        return _read_map(raw, section, where, ctx)
+    if section.array:
+        return _read_array(raw, section, where, ctx)
+    if raw is None:
+        return None if section.optional else _read_table({}, section, where, ctx)
+    return _read_table(raw, section, where, ctx)
+
+
+def _read_array(raw: Any, section: Section, where: str, ctx: _Context) -> list[dict[str, Any]]:
+    raw = [] if raw is None else raw
+    if not isinstance(raw, list):
+        ctx.error(where, f"must be an array of tables ([[{section.name}]]), got {_type_name(raw)}")
+        return []
+    if len(raw) < section.min_items:
+        ctx.error(where, f"at least {section.min_items} [[{section.name}]] block is required")
+    return [_read_table(item, section, f"{where}[{i}]", ctx) for i, item in enumerate(raw)]
+
+
+def _read_map(raw: Any, section: Section, where: str, ctx: _Context) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        ctx.error(where, f"must be a table ([{section.name}]), got {_type_name(raw)}")
+        return {}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if _SECRET.search(name):
+            continue
+        try:
+            values[name] = _CONVERT[section.free_form or "any"](value, Key(name, "", None, ""), ctx)
+        except ValueError as exc:
+            ctx.error(_join(where, name), str(exc))
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Building the typed settings from the checked values.
+# --------------------------------------------------------------------------------------------
+
+_GROUPS = {"item", "asset", "key"}
+
+
+def _build_table(values: dict[str, Any] | None) -> TableConfig | None:
+    if values is None:
+        return None
+    return TableConfig(
+        path=values["path"],
+        key=values["key"],
+        item_column=values["item_column"],
+        datetime=values["datetime"],
+        datetime_format=values["datetime_format"],
+        properties=tuple(values["properties"] or ()),
+        layer=values["layer"],
+    )
+
+
+def _check_match(values: dict[str, Any], where: str, ctx: _Context) -> None:
+    pattern: re.Pattern[str] | None = values["match"]
+    if pattern is None:
+        return
+    groups = set(pattern.groupindex)
+    table = values["table"]
+    for name in sorted(groups - _GROUPS):
+        ctx.error(f"{where}.match", f"unknown group {name!r} (groups: item, asset, key)")
+    item_column = table and table.get("item_column")
+    if "item" not in groups and not item_column:
+        ctx.error(f"{where}.match", "needs an (?P<item>...) group, or set table.item_column")
+    if table and not groups & _GROUPS:
+        ctx.error(f"{where}.match", "needs a (?P<key>...) group to join table.key")
+
+
+def _check_asset_titles(titles: dict[str, str], where: str, ctx: _Context) -> None:
+    for name in titles:
+        if safe_id(name) != name:
+            ctx.error(
+                f"{where}.asset_titles.{name}", f"not an asset key; did you mean {safe_id(name)!r}?"
+            )
+
+
+def _check_properties(properties: dict[str, Any], where: str, ctx: _Context) -> None:
+    if "datetime" in properties:
+        ctx.error(f"{where}.properties.datetime", "set default_datetime or table.datetime instead")
+
+
+def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> CollectionConfig:
+    _check_match(values, where, ctx)
+    _check_asset_titles(values["asset_titles"], where, ctx)
+    _check_properties(values["properties"], where, ctx)
+    providers = tuple(
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if v not in (None, ())}
+        for p in values["providers"]
+    )
+    return CollectionConfig(
+        id=values["id"],
+        title=values["title"],
+        description=values["description"] or values["title"] or values["id"] or "",
+        license=values["license"],
+        keywords=values["keywords"],
+        providers=providers,
+        match=values["match"],
+        table=_build_table(values["table"]),
+        properties=values["properties"],
+        asset_titles={**DEFAULT_ASSET_TITLES, **values["asset_titles"]},
+        crs=values["crs"],
+        default_datetime=values["default_datetime"],
+        pc_type=values["pc_type"],
+    )
+
+
+def _build_collections(items: list[dict[str, Any]], ctx: _Context) -> tuple[CollectionConfig, ...]:
+    built = []
+    first_seen: dict[str, int] = {}
+    for index, values in enumerate(items):
+        where = f"collection[{index}]"
+        built.append(_build_collection(values, where, ctx))
+        cid = values["id"]
+        if cid in first_seen:
+            ctx.error(
+                f"{where}.id",
+                f"duplicate collection id {cid!r} (also collection[{first_seen[cid]}])",
+            )
+        elif cid:
+            first_seen[cid] = index
+    return tuple(built)
+
+
+def _output_exclude(source: Path, output: Path) -> tuple[str, ...]:
+    """An exclude pattern for the output folder when it lies inside the source."""
+    try:
+        rel = output.relative_to(source)
+    except ValueError:
+        return ()
+    return (glob.escape(rel.as_posix()) + "/*",) if rel.parts else ()
+
+
+def _with_output_excluded(exclude: tuple[str, ...], source: Path, output: Path) -> tuple[str, ...]:
+    extra = [p for p in _output_exclude(source, output) if p not in exclude]
+    return (*exclude, *extra)
+
+
+def _workers(count: int) -> int:
+    return count or os.cpu_count() or 1
+
+
+def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Context) -> Settings:
+    source, output = values["source"], values["output"]
+    if source["path"] and source["path"] == output["path"]:
+        ctx.error("output.path", "must not be the source folder itself")
+    collections = _build_collections(values["collection"], ctx)
+    if ctx.errors:
+        raise ConfigError("\n".join(ctx.errors))
+    return Settings(
+        source_path=source["path"],
+        output_path=output["path"],
+        manifest_path=values["manifest"]["path"],
+        public_url=output["public_url"],
+        href_rewrites=tuple((r["prefix"], r["to"]) for r in values["href_rewrite"]),
+        include=source["include"],
+        exclude=_with_output_excluded(source["exclude"], source["path"], output["path"]),
+        settle_seconds=source["settle_seconds"],
+        catalog_id=values["catalog"]["id"],
+        catalog_title=values["catalog"]["title"],
+        catalog_description=values["catalog"]["description"],
+        checksum=values["checksum"]["algorithm"],
+        workers=_workers(values["extract"]["workers"]),
+        collections=collections,
+        config_path=config_path,
+    )
+
+
+def _parse_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def settings_from_dict(
+    document: dict[str, Any], base_dir: Path, config_path: Path | None = None
+) -> Settings:
+    """Check a parsed TOML document and build Settings; relative paths resolve against base_dir."""
+    ctx = _Context(config_dir=base_dir, source_dir=base_dir)
+    for where in _find_secrets(document, ""):
+        ctx.error(where, _SECRET_HELP)
+    values = _read_table(document, ROOT, "", ctx)
+    return _build_settings(values, config_path, ctx)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and check a TOML config file; raise ConfigError naming every wrong key."""
+    path = Path(os.path.expanduser(path)).absolute()
+    document = _parse_document(path)
+    return settings_from_dict(document, path.parent, path)
+
+
+def quick_settings(
+    source: Path, output: Path, manifest: Path, public_url: str | None = None
+) -> Settings:
+    """Settings for the no-config form: one collection, one item per file, defaults elsewhere."""
+    source, output, manifest = (
+        Path(os.path.expanduser(p)).absolute() for p in (source, output, manifest)
+    )
+    if public_url is not None:
+        try:
+            public_url = check_url(public_url)
+        except ValueError as exc:
+            raise ConfigError(f"public_url: {exc}") from None
+    collection = CollectionConfig(
+        id=safe_id(source.name or "files"),
+        title=source.name or None,
+        description=f"Files under {source}",
+        license="other",
+        keywords=(),
+        providers=(),
+        match=re.compile(r"^(?P<item>.+)$"),
+        table=None,
+        properties={},
+        asset_titles=dict(DEFAULT_ASSET_TITLES),
+        crs=None,
+        default_datetime=None,
+        pc_type="lidar",
+    )
+    return Settings(
+        source_path=source,
+        output_path=output,
+        manifest_path=manifest,
+        public_url=public_url,
+        href_rewrites=(),
+        include=tuple(DEFAULT_INCLUDE),
+        exclude=_output_exclude(source, output),
+        settle_seconds=0.0,
+        catalog_id="stacsync",
+        catalog_title=None,
+        catalog_description=_default_of("catalog", "description"),
+        checksum="sha2-256",
+        workers=_workers(0),
+        collections=(collection,),
+        config_path=None,
+    )
+
+
+def _default_of(section: str, name: str) -> Any:
+    return next(k.default for k in _BY_NAME[section].keys if k.name == name)
+
+
+# --------------------------------------------------------------------------------------------
+# Matching and hrefs: called once per file, so the patterns are compiled once.
+# --------------------------------------------------------------------------------------------
+
+
+def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One regex for the name patterns and one for the path patterns."""
+    names = [fnmatch.translate(p) for p in patterns if "/" not in p]
+    paths = [fnmatch.translate(p) for p in patterns if "/" in p]
+    return (
+        re.compile("|".join(names), re.IGNORECASE) if names else None,
+        re.compile("|".join(paths), re.IGNORECASE) if paths else None,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _matcher(include: tuple[str, ...], exclude: tuple[str, ...]) -> Callable[[str], bool]:
+    include_name, include_path = _compile(include)
+    exclude_part, exclude_path = _compile(exclude)
+
+    def included(relpath: str) -> bool:
+        if exclude_path is not None and exclude_path.match(relpath):
+            return False
+        parts = relpath.split("/")
+        if exclude_part is not None and any(exclude_part.match(p) for p in parts):
+            return False
+        if include_name is not None and include_name.match(parts[-1]):
+            return True
+        return include_path is not None and include_path.match(relpath) is not None
+
+    return included
+
+
+def is_included(settings: Settings, relpath: str) -> bool:
+    """Whether a path relative to the source is to be cataloged (exclude wins over include)."""
+    return _matcher(settings.include, settings.exclude)(relpath.lstrip("/"))
+
+
+def rewrite_href(settings: Settings, absolute_path: str) -> str:
+    """The public href of a local file: first `href_rewrite` prefix on a component boundary."""
+    for prefix, target in settings.href_rewrites:
+        if prefix == "/":
+            rest = absolute_path
+        elif absolute_path == prefix or absolute_path.startswith(prefix + "/"):
+            rest = absolute_path[len(prefix) :]
+        else:
+            continue
+        if target.startswith("/"):
+            return (target.rstrip("/") + rest) or "/"
+        return target + quote(rest, safe="/~")
+    return absolute_path
+
+
+# --------------------------------------------------------------------------------------------
+# Generated text: example configs and the docs' reference.
+# --------------------------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a str, number, bool, list or dict."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if "\\" in value and "'" not in value and "\n" not in value:
+            return f"'{value}'"  # literal string: regexes stay readable
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.match(name) else json.dumps(name, ensure_ascii=False)
+
+
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(
+        text, width=92, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False
+    )
+
+
+def _render_key(key: Key, values: dict[str, Any]) -> list[str]:
+    lines = _comment(key.help + (" (required)" if key.required else ""))
+    if key.name in values:
+        return [*lines, f"{key.name} = {toml_value(values[key.name])}"]
+    shown = key.example if key.default in (None, REQUIRED) else key.default
+    if shown is None:
+        return [*lines, f"# {key.name} ="]
+    return [*lines, f"# {key.name} = {toml_value(shown)}"]
+
+
+def _render_section(section: Section, values: dict[str, Any] | None) -> list[str]:
+    header = f"[[{section.name}]]" if section.array else f"[{section.name}]"
+    if values is None:
+        return ["", *_comment(section.help), f"# {header}"]
+    lines = ["", *_comment(section.help), header]
+    if section.free_form:
+        return lines + [f"{_toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
+    for key in section.keys:
+        lines += _render_key(key, values)
+    for child in _children(section):
+        lines += _render_child(child, values.get(child.short))
+    return lines
+
+
+def _render_child(section: Section, values: Any) -> list[str]:
+    if section.array:
+        items = values or []
+        if not items:
+            return ["", *_comment(section.help), f"# [[{section.name}]]  (none)"]
+        return [line for item in items for line in _render_section(section, item)]
+    return _render_section(section, values)
+
+
+_PLACEHOLDER_SOURCE = "/data-store/iplant/home/USER/drone"
+_OFO_ROOT = "/data-store/iplant/home/shared/ofo/public"
+_CYVERSE_REWRITE = {
+    "prefix": "/data-store/iplant/home",
+    "to": "https://data.cyverse.org/dav-anon/iplant/home",
+}
+
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "files": {
+        "about": "one item per file, asset key `data`",
+        "source": {"path": _PLACEHOLDER_SOURCE},
+        "output": {"path": _PLACEHOLDER_SOURCE + "/stac"},
+        "href_rewrite": [_CYVERSE_REWRITE],
+        "collection": [
+            {
+                "id": "drone-files",
+                "title": "Drone products",
+                "match": r"^(?P<item>.+)$",
+            }
+        ],
+    },
+    "ofo": {
+        "about": "Open Forest Observatory missions, metadata from a GeoPackage keyed by dataset_id",
+        "source": {"path": _OFO_ROOT, "exclude": ["stac/*", "*.part", ".*"], "settle_seconds": 60},
+        "output": {
+            "path": _OFO_ROOT + "/stac",
+            "public_url": "https://data.cyverse.org/dav-anon/iplant/home/shared/ofo/public/stac",
+        },
+        "catalog": {"id": "ofo", "title": "Open Forest Observatory"},
+        "href_rewrite": [_CYVERSE_REWRITE],
+        "collection": [
+            {
+                "id": "ofo-missions",
+                "title": "Open Forest Observatory drone missions",
+                "license": "CC-BY-4.0",
+                "keywords": ["drone", "forest", "photogrammetry"],
+                "match": r"missions/(?P<item>\d{6})/processed[^/]*/full/(?P<asset>[^/]+)"
+                r"\.(tif|tiff|laz|las)$",
+                "providers": [
+                    {
+                        "name": "Open Forest Observatory",
+                        "roles": ["producer", "processor"],
+                        "url": "https://openforestobservatory.org",
+                    },
+                    {"name": "CyVerse", "roles": ["host"], "url": "https://cyverse.org"},
+                ],
+                "table": {
+                    "path": "metadata/all-mission-polygons-w-metadata.gpkg",
+                    "key": "dataset_id",
+                    "datetime": "earliest_datetime_local_derived",
+                    "properties": ["sensor_name", "flight_planner_name"],
+                },
+                "properties": {"license": "CC-BY-4.0"},
+            }
+        ],
+    },
+    "csv": {
+        "about": "files grouped into one item per plot by a CSV with Id, plot, collection_date",
+        "source": {"path": "/data-store/iplant/home/USER/srer_may2019"},
+        "output": {"path": "/data-store/iplant/home/USER/srer_may2019/stac"},
+        "href_rewrite": [_CYVERSE_REWRITE],
+        "collection": [
+            {
+                "id": "srer-may2019",
+                "title": "Santa Rita Experimental Range, May 2019",
+                "description": "Imagery of the 2019 Ecostate Mapping project at Santa Rita "
+                "Experimental Range.",
+                "license": "CC-BY-SA-4.0",
+                "match": r"^(?P<asset>[^/]+)\.(tif|tiff|laz|las)$",
+                "default_datetime": "2023-05-25T12:00:00Z",
+                "providers": [
+                    {
+                        "name": "Derek Young",
+                        "roles": ["producer", "processor"],
+                        "url": "https://openforestobservatory.org/",
+                    }
+                ],
+                "table": {
+                    "path": "collection_date.csv",
+                    "key": "Id",
+                    "item_column": "plot",
+                    "datetime": "collection_date",
+                    "datetime_format": "%Y-%m-%d",
+                },
+                "properties": {
+                    "platform": "DJI Phantom 4 RTK",
+                    "license": "CC-BY-SA-4.0",
+                    "mission": "Open Forest Observatory Test Data",
+                    "sci:doi": "10.1002/ecs2.3649",
+                    "sci:citation": "Gillan, JK., GE Ponce-Campos, TL Swetnam, A Gorlier, "
+                    "P Heilman, MP McClaran. 2021. Innovations to expand drone data collection "
+                    "and analysis for rangeland monitoring. Ecosphere, 12(7)",
+                },
+            }
+        ],
+    },
+}
+
+
+def example_config(layout: str) -> str:
+    """A commented TOML config for a layout ("files", "ofo", "csv") that `load_settings` accepts."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    values = LAYOUTS[layout]
+    lines = _comment(
+        f"stacsync configuration — layout {layout!r}: {values['about']}. Keys shown commented "
+        "out take their default; reference: docs/configuration.md. Never put passwords or "
+        "tokens here: iRODS credentials come from ~/.irods or the environment."
+    )
+    for section in _children(ROOT):
+        section_values = values.get(section.short, [] if section.array else {})
+        lines += _render_child(section, section_values)
+    return "\n".join(lines) + "\n"
+
+
+def _doc_default(key: Key) -> str:
+    if key.required:
+        return "**required**"
+    if key.default is None:
+        return "—"
+    return f"`{toml_value(key.default)}`"
+
+
+def _doc_type(key: Key) -> str:
+    kind = KIND_DOCS[key.kind]
+    if key.choices:
+        kind += ": " + ", ".join(f"`{c}`" for c in key.choices)
+    return kind
+
+
+def reference_markdown() -> str:
+    """The key reference of docs/configuration.md, generated from the registry."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        header = f"[[{section.name}]]" if section.array else f"[{section.name}]"
+        lines += ["", f"### `{header}`", "", section.help, ""]
+        if section.free_form:
+            lines.append(f"Keys are free-form: `{section.name}.<name>`.")
+            continue
+        lines += ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+        for key in section.keys:
+            help_text = key.help.replace("|", "\\|")
+            row = f"| `{section.name}.{key.name}` | {_doc_type(key)} | {_doc_default(key)} "
+            lines.append(row + f"| {help_text} |")
+    return "\n".join(lines).strip() + "\n"

@@ -1,0 +1,308 @@
+"""Place a file's relative path in the catalog: its collection, item id and asset key.
+
+Joins metadata tables (CSV, GeoPackage), read lazily, for item datetimes and properties.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from stacsync.config import CollectionConfig, Settings, TableConfig, to_utc_iso
+from stacsync.errors import ConfigError
+from stacsync.ids import safe_id
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one file goes. `item_id == ""` means it cannot be placed: `problem` says why."""
+
+    collection_id: str
+    item_id: str  # safe_id; "" when the item id must come from a table row that is missing
+    asset_key: str  # safe_id
+    datetime: str | None  # ISO 8601 UTC from the table, when the table gives one
+    properties: dict[str, Any]  # from the table row's configured columns (JSON values)
+    problem: str | None  # e.g. "no row with dataset_id='000123' in metadata/missions.gpkg"
+    table_key: str | None = None  # the join key as the table spells it (for unused_rows)
+
+    @property
+    def placed(self) -> bool:
+        """False when the file has no item (its problem should become the file's error)."""
+        return bool(self.item_id)
+
+
+@dataclass
+class _Row:
+    key: str
+    item: str | None
+    datetime: Any
+    properties: dict[str, Any]
+
+
+@dataclass
+class _Table:
+    """One loaded metadata table, indexed by join key."""
+
+    label: str  # the path as configured, for messages
+    key_column: str
+    rows: dict[str, _Row] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)
+
+    def add(self, row: _Row) -> None:
+        if row.key in self.rows:
+            self.duplicates.add(row.key)  # first row wins; the duplicate is reported
+            return
+        self.rows[row.key] = row
+
+    def find(self, key: str) -> _Row | None:
+        row = self.rows.get(key)
+        if row is None and key.isascii() and key.isdigit():
+            # a numeric column loses leading zeros: "000421" in a path is 421 in the table
+            row = self.rows.get(str(int(key)))
+        return row
+
+
+class Layout:
+    """Maps relative paths to placements; tables load at first use and `reload()` drops them."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._collections = {c.id: (i, c) for i, c in enumerate(settings.collections)}
+        self._tables: dict[int, _Table] = {}
+        self._lock = threading.Lock()
+
+    def place(self, relpath: str) -> Placement | None:
+        """The placement of a file, or None when no collection's `match` finds it."""
+        for index, collection in enumerate(self._settings.collections):
+            found = collection.match.search(relpath)
+            if found:
+                groups = {k: v for k, v in found.groupdict().items() if v}
+                return self._place(index, collection, groups)
+        return None
+
+    def table_files(self) -> list[Path]:
+        """Every configured table file, so a caller can notice when one changes."""
+        paths = [c.table.path for c in self._settings.collections if c.table is not None]
+        return list(dict.fromkeys(paths))
+
+    def unused_rows(self, collection_id: str, used_keys: set[str]) -> list[str]:
+        """Table keys that no file used (`used_keys` as in `Placement.table_key`), sorted."""
+        index, collection = self._collections[collection_id]
+        if collection.table is None:
+            return []
+        table = self._table(index, collection)
+        used = {row.key for row in map(table.find, used_keys) if row is not None}
+        return sorted(set(table.rows) - used)
+
+    def reload(self) -> None:
+        """Forget loaded tables; they are read again at next use."""
+        with self._lock:
+            self._tables.clear()
+
+    def _table(self, index: int, collection: CollectionConfig) -> _Table:
+        with self._lock:
+            if index not in self._tables:
+                assert collection.table is not None
+                self._tables[index] = _load_table(collection.table, index, self._settings)
+            return self._tables[index]
+
+    def _place(self, index: int, collection: CollectionConfig, groups: dict[str, str]) -> Placement:
+        asset_key = safe_id(groups.get("asset", "data"))
+        item = groups.get("item")
+        if collection.table is None:
+            return _placement(collection, item, asset_key, problem=_no_item(item))
+        join_key = groups.get("key") or item or groups.get("asset") or ""
+        table = self._table(index, collection)
+        row = table.find(join_key)
+        if row is None:
+            problem = f"no row with {table.key_column}={join_key!r} in {table.label}"
+            item = None if collection.table.item_column else item
+            return _placement(collection, item, asset_key, problem=problem, key=join_key)
+        return _joined(collection, collection.table, table, row, item, asset_key)
+
+
+_NO_ITEM = "the match found no item id (the `item` group is empty)"
+
+
+def _no_item(item: str | None) -> str | None:
+    return None if item else _NO_ITEM
+
+
+def _placement(
+    collection: CollectionConfig,
+    item: str | None,
+    asset_key: str,
+    *,
+    problem: str | None = None,
+    when: str | None = None,
+    properties: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> Placement:
+    return Placement(
+        collection_id=collection.id,
+        item_id=safe_id(item) if item else "",
+        asset_key=asset_key,
+        datetime=when,
+        properties=properties or {},
+        problem=problem,
+        table_key=key,
+    )
+
+
+def _joined(
+    collection: CollectionConfig,
+    config: TableConfig,
+    table: _Table,
+    row: _Row,
+    item: str | None,
+    asset_key: str,
+) -> Placement:
+    problems = []
+    if row.key in table.duplicates:
+        problems.append(f"several rows with {table.key_column}={row.key!r} in {table.label}")
+    if config.item_column:
+        item = row.item
+        if not item:
+            problems.append(f"empty {config.item_column!r} in the row {row.key!r} of {table.label}")
+    elif not item:
+        problems.append(_NO_ITEM)
+    when = None
+    if row.datetime is not None:
+        try:
+            when = to_utc_iso(row.datetime, config.datetime_format)
+        except ValueError as exc:
+            problems.append(f"{config.datetime} of row {row.key!r} in {table.label}: {exc}")
+    return _placement(
+        collection,
+        item,
+        asset_key,
+        problem="; ".join(problems) or None,
+        when=when,
+        properties=dict(row.properties),  # a copy: rows are shared by their files
+        key=row.key,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading tables.
+# --------------------------------------------------------------------------------------------
+
+
+def _load_table(config: TableConfig, index: int, settings: Settings) -> _Table:
+    where = f"collection[{index}].table"
+    label = _label(config.path, settings.source_path)
+    if not config.path.is_file():
+        raise ConfigError(f"{where}.path: table file not found: {config.path}")
+    try:
+        if config.path.suffix.lower() in CSV_SUFFIXES:
+            columns, records = _read_csv(config.path)
+        else:
+            columns, records = _read_ogr(config.path, config.layer)
+    except (OSError, UnicodeDecodeError, csv.Error, RuntimeError) as exc:
+        raise ConfigError(f"{where}.path: cannot read {config.path}: {exc}") from None
+    _check_columns(config, columns, where, label)
+    table = _Table(label=label, key_column=config.key)
+    for record in records:
+        row = _row(config, record)
+        if row is not None:
+            table.add(row)
+    return table
+
+
+def _label(path: Path, source: Path) -> str:
+    try:
+        return path.relative_to(source).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _check_columns(config: TableConfig, columns: list[str], where: str, label: str) -> None:
+    wanted = [("key", config.key), ("item_column", config.item_column)]
+    wanted += [("datetime", config.datetime)]
+    wanted += [("properties", name) for name in config.properties]
+    for setting, column in wanted:
+        if column is not None and column not in columns:
+            shown = ", ".join(columns)
+            raise ConfigError(
+                f"{where}.{setting}: no column {column!r} in {label} (columns: {shown})"
+            )
+
+
+def _row(config: TableConfig, record: dict[str, Any]) -> _Row | None:
+    key = _key_text(record.get(config.key))
+    if key is None:
+        return None  # a row without a key can join nothing
+    item = _key_text(record.get(config.item_column)) if config.item_column else None
+    when = _clean(record.get(config.datetime)) if config.datetime else None
+    properties = {}
+    for column in config.properties:
+        value = _clean(record.get(column))
+        if value is not None:
+            properties[column] = value
+    return _Row(key=key, item=item, datetime=when, properties=properties)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    # utf-8-sig: spreadsheets often save CSV with a byte-order mark before the first header
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        delimiter = _delimiter(handle.readline())
+        handle.seek(0)
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        records = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
+        columns = [c.strip() for c in reader.fieldnames or []]
+    return columns, records
+
+
+def _delimiter(header: str) -> str:
+    """The separator the header line uses most: comma, semicolon (European Excel) or tab."""
+    return max(",;\t", key=header.count) if header.strip() else ","
+
+
+def _read_ogr(path: Path, layer: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    import pyogrio.raw  # only configs with a GeoPackage pay for GDAL
+
+    # layer 0 rather than None: pyogrio warns when a GeoPackage holds several layers
+    meta, _fids, _geometry, data = pyogrio.raw.read(
+        path, layer=layer if layer is not None else 0, read_geometry=False, datetime_as_string=True
+    )
+    columns = [str(c) for c in meta["fields"]]
+    records = [dict(zip(columns, values, strict=True)) for values in zip(*data, strict=True)]
+    return columns, records
+
+
+# --------------------------------------------------------------------------------------------
+# Cell values.
+# --------------------------------------------------------------------------------------------
+
+
+def _key_text(value: Any) -> str | None:
+    """A join key or item id as text: 421.0 → "421", blank → None."""
+    value = _clean(value)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip() or None
+
+
+def _clean(value: Any) -> Any:
+    """A JSON value from a table cell: numpy scalars unwrapped; NaN, NaT and blanks → None."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalar → Python scalar
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        value = value.strip()
+        return None if value in ("", "NaT") else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime | date):
+        return to_utc_iso(value)
+    return value

@@ -1,0 +1,485 @@
+"""Tests for stacsync.config: TOML → Settings, every mistake named by its key."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from stacsync.config import (
+    DEFAULT_ASSET_TITLES,
+    LAYOUTS,
+    SECTIONS,
+    example_config,
+    is_included,
+    load_settings,
+    quick_settings,
+    reference_markdown,
+    registry_keys,
+    rewrite_href,
+    to_utc_iso,
+)
+from stacsync.errors import ConfigError
+from stacsync.layout import Layout
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+BASE = """
+[source]
+path = "data"
+[output]
+path = "out"
+[[collection]]
+id = "c"
+match = '^(?P<item>.+)$'
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "stacsync.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str):
+    return load_settings(write(tmp_path, text))
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- loading and defaults
+
+
+def test_minimal_config_fills_defaults_and_resolves_paths(tmp_path: Path) -> None:
+    settings = load(tmp_path, BASE)
+    assert settings.source_path == tmp_path / "data"
+    assert settings.output_path == tmp_path / "out"
+    assert settings.manifest_path == tmp_path / "stacsync.db"
+    assert settings.config_path == tmp_path / "stacsync.toml"
+    assert settings.include == ("*.tif", "*.tiff", "*.las", "*.laz")
+    assert settings.exclude == ()
+    assert settings.settle_seconds == 0.0
+    assert settings.checksum == "sha2-256"
+    assert settings.workers >= 1  # 0 means "number of CPUs"
+    assert settings.public_url is None
+    assert settings.href_rewrites == ()
+    assert settings.catalog_id == "stacsync"
+    (collection,) = settings.collections
+    assert collection.license == "other"
+    assert collection.description == "c"  # no title either: falls back to the id
+    assert collection.pc_type == "lidar"
+    assert collection.table is None
+    assert collection.asset_titles == DEFAULT_ASSET_TITLES
+
+
+def test_full_config_values(tmp_path: Path) -> None:
+    text = """
+[source]
+path = "/srv/data/"
+include = ["*.TIF"]
+exclude = ["./tmp/*"]
+settle_seconds = 2.5
+[output]
+path = "/srv/data/stac"
+public_url = "https://example.org/stac/"
+[manifest]
+path = "state/m.db"
+[catalog]
+id = "cat"
+title = "Cat"
+[checksum]
+algorithm = "none"
+[extract]
+workers = 3
+[[href_rewrite]]
+prefix = "/srv/data/"
+to = "https://example.org/data/"
+[[collection]]
+id = "ofo"
+title = "OFO"
+keywords = ["a", "b"]
+match = 'missions/(?P<item>\\d{6})/(?P<asset>[^/]+)\\.tif$'
+crs = "EPSG:32610"
+default_datetime = 2023-05-25T12:00:00-07:00
+[[collection.providers]]
+name = "OFO"
+roles = ["producer", "host"]
+[collection.asset_titles]
+extra = "Extra layer"
+orthomosaic = "Ortho"
+[collection.table]
+path = "metadata/m.gpkg"
+layer = "missions"
+key = "dataset_id"
+datetime = "when"
+properties = ["sensor_name"]
+[collection.properties]
+platform = "DJI Phantom 4 RTK"
+"sci:doi" = "10.1002/ecs2.3649"
+flown = 2019-05-19
+"""
+    settings = load(tmp_path, text)
+    assert settings.source_path == Path("/srv/data")
+    assert settings.include == ("*.TIF",)
+    assert settings.exclude == ("tmp/*", "stac/*")  # output inside source: excluded
+    assert settings.settle_seconds == 2.5
+    assert settings.public_url == "https://example.org/stac"
+    assert settings.manifest_path == tmp_path / "state" / "m.db"
+    assert settings.checksum == "none"
+    assert settings.workers == 3
+    assert settings.href_rewrites == (("/srv/data", "https://example.org/data"),)
+    (c,) = settings.collections
+    assert c.title == "OFO" and c.description == "OFO"
+    assert c.keywords == ("a", "b")
+    assert c.crs == "EPSG:32610"
+    assert c.default_datetime == "2023-05-25T19:00:00Z"
+    assert c.providers == ({"name": "OFO", "roles": ["producer", "host"]},)
+    assert c.asset_titles["extra"] == "Extra layer"
+    assert c.asset_titles["orthomosaic"] == "Ortho"
+    assert c.asset_titles["points"] == "Point cloud"
+    assert c.table is not None
+    assert c.table.path == Path("/srv/data/metadata/m.gpkg")  # relative to the source
+    assert c.table.layer == "missions"
+    assert c.table.properties == ("sensor_name",)
+    assert c.properties == {
+        "platform": "DJI Phantom 4 RTK",
+        "sci:doi": "10.1002/ecs2.3649",
+        "flown": "2019-05-19T00:00:00Z",
+    }
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_every_example_config_loads(tmp_path: Path, layout: str) -> None:
+    text = example_config(layout)
+    assert text.startswith("# stacsync configuration")
+    settings = load(tmp_path, text)
+    assert len(settings.collections) == 1
+    assert settings.href_rewrites  # every layout shows the CyVerse public mapping
+
+
+def test_ofo_example_places_an_ofo_path(tmp_path: Path) -> None:
+    settings = load(tmp_path, example_config("ofo"))
+    (c,) = settings.collections
+    assert c.table is not None and c.table.key == "dataset_id"
+    found = c.match.search("missions/000421/processed_02/full/dsm-mesh.tif")
+    assert found and found["item"] == "000421" and found["asset"] == "dsm-mesh"
+    assert settings.public_url and settings.public_url.startswith("https://data.cyverse.org/")
+
+
+def test_csv_example_groups_by_plot(tmp_path: Path) -> None:
+    settings = load(tmp_path, example_config("csv"))
+    (c,) = settings.collections
+    assert c.table is not None and c.table.item_column == "plot"
+    assert c.properties["sci:doi"] == "10.1002/ecs2.3649"
+    assert c.match.search("15_g2.tif")["asset"] == "15_g2"
+
+
+def test_unknown_layout() -> None:
+    with pytest.raises(ConfigError, match="layout: must be one of"):
+        example_config("nope")
+
+
+# ---------------------------------------------------------------- mistakes, each named
+
+
+MISTAKES = [
+    # (what to change in BASE, expected message start)
+    (BASE.replace('path = "data"\n', ""), "source.path: required"),
+    (BASE.replace("'^(?P<item>.+)$'", "'^(?P<item>.+$'"), "collection[0].match: invalid regex:"),
+    (
+        BASE + '[checksum]\nalgorithm = "md5"\n',
+        "checksum.algorithm: must be one of sha2-256, none, got 'md5'",
+    ),
+    (
+        BASE.replace('path = "out"', 'path = "out"\npublic_url = "ftp://x/stac"'),
+        "output.public_url: must start with http:// or https://",
+    ),
+    (
+        BASE + '[[collection]]\nid = "d"\nmatch = "x"\ntitel = "D"\n',
+        "collection[1].titel: unknown key (did you mean 'title'?)",
+    ),
+    (BASE + "[sorce]\n", "sorce: unknown key (did you mean 'source'?)"),
+    (
+        BASE.replace('path = "data"', 'path = "data"\nsettle_seconds = "10"'),
+        "source.settle_seconds: must be a number, got a string",
+    ),
+    (BASE + "[extract]\nworkers = true\n", "extract.workers: must be an integer, got true/false"),
+    (BASE + "[extract]\nworkers = -1\n", "extract.workers: must be ≥ 0"),
+    (
+        BASE.replace('path = "data"', 'path = "data"\ninclude = "*.tif"'),
+        "source.include: must be a list of strings, got a string",
+    ),
+    (BASE + '[[collection]]\nid = "c"\nmatch = "x"\n', "collection[1].id: duplicate collection id"),
+    (BASE.replace('id = "c"', 'id = "my collection"'), "collection[0].id: 'my collection' is not"),
+    (BASE + 'default_datetime = "last tuesday"\n', "collection[0].default_datetime: cannot read"),
+    (BASE + 'crs = "EPSG:99999999"\n', "collection[0].crs: not a CRS pyproj understands"),
+    (BASE + 'pc_type = "laser"\n', "collection[0].pc_type: must be one of lidar"),
+    (
+        BASE.replace("(?P<item>.+)", "(?P<itme>.+)"),
+        "collection[0].match: unknown group 'itme'",
+    ),
+    (
+        BASE.replace("(?P<item>.+)", "(?P<asset>.+)"),
+        "collection[0].match: needs an (?P<item>...) group, or set table.item_column",
+    ),
+    (
+        BASE.split("[[collection]]")[0],
+        "collection: at least 1 [[collection]] block is required",
+    ),
+    (
+        BASE.replace("[[collection]]", "[collection]"),
+        "collection: must be an array of tables ([[collection]]), got a table",
+    ),
+    (
+        BASE + '[[href_rewrite]]\nprefix = "data-store"\nto = "https://x.org"\n',
+        "href_rewrite[0].prefix: must be an absolute path",
+    ),
+    (
+        BASE + '[[href_rewrite]]\nprefix = "/data-store"\nto = "x.org"\n',
+        "href_rewrite[0].to: must be an http(s) URL or an absolute path",
+    ),
+    (BASE + '[[href_rewrite]]\nprefix = "/d"\n', "href_rewrite[0].to: required"),
+    (
+        BASE + '[[collection.providers]]\nname = "X"\nroles = ["owner"]\n',
+        "collection[0].providers[0].roles: must be among licensor",
+    ),
+    (
+        BASE + '[[collection.providers]]\nurl = "https://x.org"\n',
+        "collection[0].providers[0].name: required",
+    ),
+    (
+        BASE + '[collection.asset_titles]\n"Ortho Mosaic" = "x"\n',
+        "collection[0].asset_titles.Ortho Mosaic: not an asset key",
+    ),
+    (
+        BASE + "[collection.asset_titles]\northomosaic = 3\n",
+        "collection[0].asset_titles.orthomosaic: must be a string",
+    ),
+    (
+        BASE + '[collection.properties]\ndatetime = "2020-01-01"\n',
+        "collection[0].properties.datetime:",
+    ),
+    (BASE + '[collection.table]\npath = "t.csv"\n', "collection[0].table.key: required"),
+    (
+        BASE + '[collection.table]\npath = "t.csv"\nkey = "Id"\nkeyy = "x"\n',
+        "collection[0].table.keyy: unknown key (did you mean 'key'?)",
+    ),
+    (
+        BASE + '[collection.table]\npath = "t.csv"\nkey = "Id"\ndatetime_format = "Y-m-d"\n',
+        "collection[0].table.datetime_format: 'Y-m-d' has no % directive",
+    ),
+    (BASE.replace('path = "out"', 'path = "data"'), "output.path: must not be the source folder"),
+    (BASE + 'license = ""\nlicense = "x"\n', "TOML syntax error"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MISTAKES, ids=[m for _, m in MISTAKES])
+def test_each_mistake_names_its_key(tmp_path: Path, text: str, message: str) -> None:
+    assert message in error_of(tmp_path, text)
+
+
+def test_syntax_error_gives_the_line(tmp_path: Path) -> None:
+    message = error_of(tmp_path, '[source]\npath = "x"\npath = = 3\n')
+    assert "TOML syntax error" in message and "line 3" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_all_mistakes_reported_at_once(tmp_path: Path) -> None:
+    text = BASE.replace('path = "data"\n', "") + '[checksum]\nalgorithm = "md5"\n'
+    lines = error_of(tmp_path, text).splitlines()
+    assert lines[0] == "source.path: required"
+    assert any(line.startswith("checksum.algorithm:") for line in lines)
+
+
+# ---------------------------------------------------------------- credentials
+
+
+SECRETS = [
+    (BASE.replace('path = "data"', 'path = "data"\npassword = "hunter2"'), "source.password"),
+    (BASE + '[irods]\nhost = "data.cyverse.org"\nirods_password = "x"\n', "irods.irods_password"),
+    (BASE + '[collection.properties]\napi_token = "x"\n', "collection[0].properties.api_token"),
+    (
+        BASE + '[[href_rewrite]]\nprefix = "/a"\nto = "https://x.org"\nsecret = "s"\n',
+        "href_rewrite[0].secret",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "where"), SECRETS, ids=[w for _, w in SECRETS])
+def test_credentials_refused(tmp_path: Path, text: str, where: str) -> None:
+    message = error_of(tmp_path, text)
+    assert f"{where}: credentials do not belong in the config file" in message
+    assert "hunter2" not in message
+
+
+def test_credentials_in_urls_refused(tmp_path: Path) -> None:
+    text = BASE.replace('path = "out"', 'path = "out"\npublic_url = "https://me:pw@x.org/stac"')
+    assert "output.public_url: must not contain a user name or password" in error_of(tmp_path, text)
+
+
+# ---------------------------------------------------------------- quick_settings
+
+
+def test_quick_settings(tmp_path: Path) -> None:
+    source = tmp_path / "My Drone Data"
+    settings = quick_settings(source, source / "stac", tmp_path / "m.db", "https://x.org/stac/")
+    (c,) = settings.collections
+    assert c.id == "My-Drone-Data" or c.id.startswith("My-Drone-Data-")
+    assert c.match.search("a/b.tif")["item"] == "a/b.tif"
+    assert settings.public_url == "https://x.org/stac"
+    assert settings.config_path is None
+    assert not is_included(settings, "stac/x.tif")  # output inside source is never listed
+    placement = Layout(settings).place("a/b.tif")
+    assert placement is not None
+    assert (placement.item_id, placement.asset_key) == ("a__b.tif", "data")
+
+
+def test_quick_settings_rejects_bad_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="public_url: must start with http"):
+        quick_settings(tmp_path, tmp_path / "o", tmp_path / "m.db", "data.cyverse.org")
+
+
+# ---------------------------------------------------------------- include / exclude
+
+
+def included(tmp_path: Path, include: list[str] | None, exclude: list[str], relpath: str) -> bool:
+    lines = ['[source]\npath = "data"']
+    if include is not None:
+        lines.append(f"include = {include!r}".replace("'", '"'))
+    lines.append(f"exclude = {exclude!r}".replace("'", '"'))
+    text = "\n".join(lines) + "\n" + BASE.split('[source]\npath = "data"\n')[1]
+    return is_included(load(tmp_path, text), relpath)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "relpath", "expected"),
+    [
+        (None, [], "a/b/ortho.tif", True),
+        (None, [], "a/b/ORTHO.TIF", True),  # case-insensitive
+        (None, [], "points.LAZ", True),
+        (None, [], "a/notes.txt", False),
+        (None, [], "a/b.tif.aux.xml", False),
+        (None, ["*.part"], "x.tif", True),
+        (None, ["*.tif"], "x.tif", False),  # exclude wins over include
+        (None, [".*"], ".hidden.tif", False),
+        (None, [".*"], "a/.snapshot/x.tif", False),  # a folder name matches too
+        (None, ["stac/*"], "stac/x.tif", False),
+        (None, ["stac/*"], "other/stac/x.tif", True),  # with "/": anchored at the root
+        (None, ["STAC/*"], "stac/a/x.tif", False),  # exclude is case-insensitive too
+        (["missions/*/full/*.tif"], [], "missions/000421/full/a.tif", True),
+        (["missions/*/full/*.tif"], [], "missions/000421/full/a.laz", False),
+        (["missions/*/full/*.tif"], [], "x/missions/1/full/a.tif", False),
+        (["/missions/*.tif"], [], "missions/a/b.tif", True),  # a leading "/" is dropped
+    ],
+)
+def test_is_included(tmp_path, include, exclude, relpath, expected) -> None:
+    assert included(tmp_path, include, exclude, relpath) is expected
+
+
+def test_is_included_is_fast(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        BASE.replace('path = "data"', 'path = "data"\nexclude = ["stac/*", ".*", "*.part"]'),
+    )
+    paths = [f"missions/{i:06d}/processed/full/orthomosaic.tif" for i in range(10_000)]
+    start = time.perf_counter()
+    assert all(is_included(settings, p) for p in paths)
+    assert time.perf_counter() - start < 0.5
+
+
+# ---------------------------------------------------------------- hrefs
+
+
+def rewriting(tmp_path: Path, rules: list[tuple[str, str]]):
+    text = BASE + "".join(f'[[href_rewrite]]\nprefix = "{p}"\nto = "{t}"\n' for p, t in rules)
+    return load(tmp_path, text)
+
+
+def test_rewrite_href_component_boundary(tmp_path: Path) -> None:
+    settings = rewriting(
+        tmp_path, [("/data-store/iplant/home", "https://data.cyverse.org/dav-anon/iplant/home")]
+    )
+    url = rewrite_href(settings, "/data-store/iplant/home/shared/ofo/a b.tif")
+    assert url == "https://data.cyverse.org/dav-anon/iplant/home/shared/ofo/a%20b.tif"
+    assert rewrite_href(settings, "/data-store/iplant/homework/x.tif") == (
+        "/data-store/iplant/homework/x.tif"
+    )
+    assert rewrite_href(settings, "/elsewhere/x.tif") == "/elsewhere/x.tif"
+
+
+def test_rewrite_href_first_match_wins(tmp_path: Path) -> None:
+    settings = rewriting(
+        tmp_path, [("/a/b", "https://one.org"), ("/a", "https://two.org"), ("/c", "/mnt/c")]
+    )
+    assert rewrite_href(settings, "/a/b/x.tif") == "https://one.org/x.tif"
+    assert rewrite_href(settings, "/a/bb/x.tif") == "https://two.org/bb/x.tif"
+    assert rewrite_href(settings, "/c/ü.tif") == "/mnt/c/ü.tif"  # a path target is not quoted
+
+
+# ---------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2019-05-19", "2019-05-19T00:00:00Z"),
+        ("2019-06-04 11:59:40", "2019-06-04T11:59:40Z"),
+        ("2019-06-04T11:59:40.000+00:00", "2019-06-04T11:59:40Z"),
+        ("2019-06-04T04:59:40-07:00", "2019-06-04T11:59:40Z"),
+        ("2019-06-04T11:59:40Z", "2019-06-04T11:59:40Z"),
+        ("2019/05/19", "2019-05-19T00:00:00Z"),
+    ],
+)
+def test_to_utc_iso(value: str, expected: str) -> None:
+    assert to_utc_iso(value) == expected
+
+
+def test_to_utc_iso_with_format() -> None:
+    assert to_utc_iso("19/05/2019", "%d/%m/%Y") == "2019-05-19T00:00:00Z"
+    with pytest.raises(ValueError, match="cannot read"):
+        to_utc_iso("05/19/2019")  # ambiguous forms are never guessed
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_every_key_is_documented() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    missing = [name for name in registry_keys() if f"`{name}" not in docs]
+    assert not missing, f"not in docs/configuration.md: {missing}"
+
+
+def test_docs_reference_is_current() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"<!-- reference:start -->\n(.*)<!-- reference:end -->", docs, re.S)
+    assert block, "docs/configuration.md lacks the reference markers"
+    assert block.group(1).strip() == reference_markdown().strip(), (
+        "paste the output of stacsync.config.reference_markdown() between the markers"
+    )
+
+
+def test_registry_is_consistent() -> None:
+    names = [s.name for s in SECTIONS]
+    assert len(names) == len(set(names))
+    for section in SECTIONS:
+        keys = [k.name for k in section.keys]
+        assert len(keys) == len(set(keys)), section.name
+        for key in section.keys:
+            assert key.help.strip(), f"{section.name}.{key.name} has no help"
+
+
+def test_docs_toml_examples_load(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2
+    for index, block in enumerate(blocks):
+        load_settings(write(tmp_path, block, f"docs{index}.toml"))
