@@ -42,6 +42,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             error_transient INTEGER NOT NULL DEFAULT 0,
             error_since   TEXT,
             problem       TEXT,                  -- layout remark, e.g. no metadata-table row
+            table_key     TEXT,                  -- the metadata-table row this file joined
             scanned_ns    INTEGER NOT NULL,      -- wall clock of the stat that produced size/mtime
             first_seen    TEXT NOT NULL,
             changed_at    TEXT NOT NULL
@@ -341,6 +342,17 @@ class Manifest:
         self.conn.execute(
             "DELETE FROM item WHERE collection_id = ? AND item_id = ?", (collection_id, item_id)
         )
+
+    def used_table_keys(self, collection_id: str) -> set[str]:
+        """Metadata-table keys that some file of the collection joined."""
+        return {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT table_key FROM asset_file"
+                " WHERE collection_id = ? AND table_key IS NOT NULL",
+                (collection_id,),
+            )
+        }
 
     def collection_ids_with_items(self) -> list[str]:
         return [

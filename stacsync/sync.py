@@ -195,6 +195,9 @@ class SyncPass:
             if placement is None:
                 self._record_unmatched(entry, old, now_ns, summary)
                 continue
+            if not placement.placed:
+                self._record_unplaced(entry, placement, old, summary)
+                continue
             work.append(self._work(entry, placement, old))
         self._remove_missing(listing, rows, summary)
         return work
@@ -234,6 +237,16 @@ class SyncPass:
                     "scanned_ns": now_ns,
                 }
             )
+
+    def _record_unplaced(
+        self, entry: SourceEntry, placement: Placement, old: FileRow | None, summary: PassSummary
+    ) -> None:
+        """A file whose item id must come from a missing table row: an error, not extracted."""
+        message = f"{Path(entry.path).name}: {placement.problem}"
+        result = _Result(
+            _Work(entry, placement, old, None, False), None, None, message, False, extracted=True
+        )
+        self._commit([result], summary)
 
     def _remove_missing(
         self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary
@@ -343,6 +356,7 @@ class SyncPass:
                 "error_transient": int(result.transient),
                 "error_since": now_iso() if error else None,
                 "problem": p.problem,
+                "table_key": p.table_key,
                 "scanned_ns": scanned_ns,
             }
         )
@@ -368,7 +382,7 @@ class SyncPass:
         placement = self.layout.place(row.path)
         if row.item_id:
             self.db.mark_item_dirty(row.collection_id, row.item_id)
-        if placement is None or row.status != FileState.OK:
+        if placement is None or not placement.placed or row.status != FileState.OK:
             # Unmatched or failed files get a fresh look (a new crs or match may fix them).
             self.db.update_file(row.path, status="pending")
             return
@@ -378,6 +392,7 @@ class SyncPass:
             item_id=placement.item_id or None,
             asset_key=placement.asset_key,
             problem=placement.problem,
+            table_key=placement.table_key,
         )
         if placement.item_id:
             self.db.mark_item_dirty(placement.collection_id, placement.item_id)
@@ -395,7 +410,7 @@ class SyncPass:
     def _unused_rows(self) -> dict[str, list[str]]:
         unused = {}
         for cid in self.collections:
-            rows = self.layout.unused_rows(cid, set())
+            rows = self.layout.unused_rows(cid, self.db.used_table_keys(cid))
             if rows:
                 unused[cid] = rows
         return unused

@@ -1,0 +1,114 @@
+"""Test helpers: count what a pass opens, extracts and writes; validate a whole catalog."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+from stacsync.validate import SchemaValidator
+
+
+class Recorder:
+    """Counts extractions, checksums, source-file opens and catalog writes of one pass.
+
+    Opens are seen through a Python audit hook (every `open()`/`os.open` in this process)
+    filtered to the source folder, so they are counted whoever does them.
+    """
+
+    _hook_installed = False
+    _active: ClassVar[list[Recorder]] = []
+
+    def __init__(self, monkeypatch, source_root: Path):
+        import stacsync.publish
+        import stacsync.sync
+
+        self.source_root = str(Path(source_root).resolve())
+        self.extracted: list[str] = []
+        self.checksummed: list[str] = []
+        self.opened: list[str] = []
+        self.written: Counter[str] = Counter()
+        self.deleted: list[str] = []
+
+        real_extract = stacsync.sync.extract_file
+        real_checksum = stacsync.sync.checksum_stream
+
+        def extract(path, **kwargs):
+            self.extracted.append(str(path))
+            return real_extract(path, **kwargs)
+
+        def checksum(stream, algorithm="sha2-256"):
+            self.checksummed.append(getattr(stream, "name", "?"))
+            return real_checksum(stream, algorithm)
+
+        real_open_atomic = stacsync.publish.LocalOutput.open_atomic
+        real_delete = stacsync.publish.LocalOutput.delete
+
+        def open_atomic(output, relpath):
+            self.written[relpath] += 1
+            return real_open_atomic(output, relpath)
+
+        def delete(output, relpath):
+            self.deleted.append(relpath)
+            return real_delete(output, relpath)
+
+        monkeypatch.setattr(stacsync.sync, "extract_file", extract)
+        monkeypatch.setattr(stacsync.sync, "checksum_stream", checksum)
+        monkeypatch.setattr(stacsync.publish.LocalOutput, "open_atomic", open_atomic)
+        monkeypatch.setattr(stacsync.publish.LocalOutput, "delete", delete)
+        if not Recorder._hook_installed:
+            sys.addaudithook(Recorder._audit)
+            Recorder._hook_installed = True
+        monkeypatch.setattr(Recorder, "_active", [self])
+
+    @staticmethod
+    def _audit(event: str, args: tuple) -> None:
+        if event != "open" or not Recorder._active:
+            return
+        path = args[0]
+        if isinstance(path, (str, Path)):
+            for rec in Recorder._active:
+                if str(path).startswith(rec.source_root):
+                    rec.opened.append(str(path))
+
+    def reset(self) -> None:
+        self.extracted.clear()
+        self.checksummed.clear()
+        self.opened.clear()
+        self.written.clear()
+        self.deleted.clear()
+
+    @property
+    def written_items(self) -> list[str]:
+        return sorted(
+            p
+            for p in self.written
+            if p.endswith(".json") and not p.endswith("collection.json") and p != "catalog.json"
+        )
+
+
+def validate_catalog(output: Path, schema_root: Path) -> int:
+    """Validate every JSON file under `output` and every index feature; return the count."""
+    validator = SchemaValidator(schema_root)
+    count = 0
+    for path in sorted(output.rglob("*.json")):
+        errors = validator.errors(json.loads(path.read_text()))
+        assert not errors, f"{path.relative_to(output)}: {errors}"
+        count += 1
+    index = output / "index.geojson"
+    if index.exists():
+        fc = json.loads(index.read_text())
+        assert fc["type"] == "FeatureCollection"
+        for feature in fc["features"]:
+            errors = validator.errors(feature)
+            assert not errors, f"index.geojson feature {feature['id']}: {errors}"
+    return count
+
+
+def catalog_bytes(output: Path) -> dict[str, bytes]:
+    """Every file of a catalog folder, by relative path (to compare two catalogs)."""
+    return {
+        str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,236 @@
+"""The one-shot pass end to end: real files, a real manifest, counted opens and writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import Recorder, catalog_bytes, validate_catalog
+
+from stacsync.config import is_included, quick_settings
+from stacsync.demo import demo_config_toml, make_demo_tree
+from stacsync.errors import ManifestLockedError
+from stacsync.manifest import Manifest
+from stacsync.sources.local import LocalSource
+from stacsync.sync import SyncPass, rescan
+
+GOOD = [
+    "RGB.byte.tif",
+    "dataset_cog.tif",
+    "elev.tif",
+    "dataset_dateline.tif",
+    "2d_test.tif",
+    "autzen_trim.laz",
+    "simple.copc.laz",
+    "autzen-utm.las",
+]
+BAD = [
+    "empty.tif",
+    "not_a_tiff.tif",
+    "truncated_RGB.byte.tif",
+    "truncated_autzen_trim.laz",
+    "garbage_nVariableLength.las",
+    "1.2-no-points.las",
+    "warsaw_small.las",
+    "simple.las",
+    "1234_red_0_green_0_blue.tif",
+    "goes.tif",
+    "dataset_mars.tif",
+    "test_rpcs.tif",
+]
+
+
+def _age(root: Path, seconds: float = 60) -> None:
+    """Make every file older than the racy-mtime window, as files on a store usually are."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+@pytest.fixture
+def real_tree(copy_testdata, tmp_path: Path) -> Path:
+    src = tmp_path / "drone"
+    copy_testdata(*GOOD[:4], dest=src / "rasters")
+    copy_testdata(*GOOD[4:], dest=src / "clouds" / "lidar")
+    _age(src)
+    return src
+
+
+def _quick(src: Path, tmp_path: Path, **kw):
+    return rescan(source=src, output=tmp_path / "catalog", manifest=tmp_path / "stacsync.db", **kw)
+
+
+def test_first_pass_builds_a_valid_catalog(real_tree, tmp_path, schema_root, expected):
+    summary = _quick(real_tree, tmp_path)
+    assert summary.added == len(GOOD)
+    assert summary.errors == 0, Manifest.open_reader(tmp_path / "stacsync.db").errors()
+    assert summary.items_written == len(GOOD)
+    out = tmp_path / "catalog"
+    assert (out / "catalog.json").is_file() and (out / "index.geojson").is_file()
+    collection = json.loads((out / "drone" / "collection.json").read_text())
+    assert collection["id"] == "drone"
+    assert validate_catalog(out, schema_root) == 1 + 1 + len(GOOD)
+    item = json.loads(
+        (out / "drone" / "rasters__RGB.byte.tif" / "rasters__RGB.byte.tif.json").read_text()
+    )
+    assert item["bbox"] == pytest.approx(expected["RGB.byte.tif"]["bounds_4326"], abs=1e-6)
+    asset = item["assets"]["data"]
+    assert asset["href"] == str(real_tree / "rasters" / "RGB.byte.tif")
+    assert asset["proj:code"] == "EPSG:32618"
+    assert asset["file:size"] == expected["RGB.byte.tif"]["bytes"]
+    assert asset["file:checksum"] == "1220" + expected["RGB.byte.tif"]["sha256"]
+    index = json.loads((out / "index.geojson").read_text())
+    assert len(index["features"]) == len(GOOD)
+
+
+def test_unchanged_rescan_opens_nothing_and_writes_nothing(real_tree, tmp_path, monkeypatch):
+    _quick(real_tree, tmp_path)
+    before = catalog_bytes(tmp_path / "catalog")
+    rec = Recorder(monkeypatch, real_tree)
+    summary = _quick(real_tree, tmp_path)
+    assert summary.unchanged == len(GOOD)
+    assert (summary.added, summary.modified, summary.touched, summary.removed) == (0, 0, 0, 0)
+    assert rec.extracted == [] and rec.checksummed == []
+    assert rec.opened == [], "an unchanged rescan must not open any asset file"
+    assert dict(rec.written) == {} and rec.deleted == []
+    assert catalog_bytes(tmp_path / "catalog") == before
+
+
+def test_touched_file_is_checksummed_not_extracted(real_tree, tmp_path, monkeypatch):
+    _quick(real_tree, tmp_path)
+    target = real_tree / "rasters" / "elev.tif"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    rec = Recorder(monkeypatch, real_tree)
+    summary = _quick(real_tree, tmp_path)
+    assert summary.touched == 1 and summary.modified == 0
+    assert rec.checksummed == [str(target)]
+    assert rec.extracted == []
+    assert rec.written_items == []
+    assert not rec.written, f"a touch rewrote {dict(rec.written)}"
+
+
+def test_removed_file_drops_item_and_shrinks_extent(real_tree, tmp_path):
+    _quick(real_tree, tmp_path)
+    out = tmp_path / "catalog"
+    before = json.loads((out / "drone" / "collection.json").read_text())
+    (real_tree / "rasters" / "RGB.byte.tif").unlink()  # the only item in the Bahamas
+    summary = _quick(real_tree, tmp_path)
+    assert summary.removed == 1 and summary.items_deleted == 1
+    assert not (out / "drone" / "rasters__RGB.byte.tif").exists()
+    after = json.loads((out / "drone" / "collection.json").read_text())
+    old_box = before["extent"]["spatial"]["bbox"][0]
+    new_box = after["extent"]["spatial"]["bbox"][0]
+    assert new_box != old_box
+    index = json.loads((out / "index.geojson").read_text())
+    assert "rasters__RGB.byte.tif" not in {f["id"] for f in index["features"]}
+
+
+class _DeniedSource(LocalSource):
+    """A folder where some files cannot be read (chmod does not stop root, so use the seam)."""
+
+    def __init__(self, *args, denied: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.denied = denied
+
+    def open(self, relpath):
+        if relpath in self.denied:
+            raise PermissionError(13, "Permission denied", self.local_path(relpath))
+        return super().open(relpath)
+
+
+def test_bad_files_become_error_rows_and_the_pass_completes(copy_testdata, tmp_path):
+    src = copy_testdata(*BAD, "RGB.byte.tif", "autzen_trim.laz", dest=tmp_path / "mixed")
+    _age(src)
+    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "stacsync.db")
+    source = _DeniedSource(
+        src, include=lambda p: is_included(settings, p), denied={"autzen_trim.laz"}
+    )
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db, source=source).run()
+        errors = {r["path"]: r["error"] for r in db.errors()}
+    assert set(errors) == set(BAD) | {"autzen_trim.laz"}
+    for name, message in errors.items():
+        assert message.startswith(name + ":"), message
+    assert "empty" in errors["empty.tif"]
+    assert "coordinate reference system" in errors["simple.las"]
+    assert "Permission denied" in errors["autzen_trim.laz"]
+    assert summary.items_written == 1
+    assert summary.errors == len(errors) == summary.new_errors
+
+
+def test_unlistable_folder_does_not_remove_its_files(real_tree, tmp_path):
+    settings = quick_settings(real_tree, tmp_path / "catalog", tmp_path / "stacsync.db")
+    rescan(settings)
+
+    def scandir(path):
+        if path.endswith("clouds"):
+            raise PermissionError(13, "Permission denied", path)
+        return os.scandir(path)
+
+    source = LocalSource(real_tree, include=lambda p: is_included(settings, p), scandir=scandir)
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db, source=source).run()
+    assert summary.removed == 0 and summary.items_deleted == 0
+    assert summary.listing_problems == ["clouds: cannot list folder: Permission denied"]
+
+
+def test_second_instance_is_refused(real_tree, tmp_path):
+    settings = quick_settings(real_tree, tmp_path / "catalog", tmp_path / "stacsync.db")
+    with (
+        Manifest.open_writer(settings.manifest_path, purpose="holder test"),
+        pytest.raises(ManifestLockedError, match=r"pid \d+ .*holder test"),
+    ):
+        rescan(settings)
+    rescan(settings)  # released on close
+
+
+def test_modify_one_file_in_200_rewrites_one_item(tmp_path, monkeypatch, schema_root, testdata):
+    tree = make_demo_tree(tmp_path / "data", missions=29, raster_size=64, points=200)
+    assert len(tree.files) >= 200
+    _age(tree.root)
+    config = tmp_path / "stacsync.toml"
+    config.write_text(demo_config_toml(tree, tmp_path / "catalog", tmp_path / "db.sqlite"))
+    first = rescan(config)
+    assert first.added == len(tree.files) and first.errors == 0
+    assert first.items_written == 29
+
+    mission = tree.missions[4]
+    target = next(p for p in tree.files if mission in str(p) and p.name == "chm-mesh.tif")
+    shutil.copyfile(testdata / "RGB.byte.tif", target)  # new bytes, far outside the extent
+    os.utime(target, ns=(0, target.stat().st_mtime_ns - 30 * 10**9))
+    rec = Recorder(monkeypatch, tree.root)
+    summary = rescan(config)
+    assert summary.modified == 1 and summary.unchanged == len(tree.files) - 1
+    assert rec.extracted == [str(target)]
+    assert rec.written_items == [f"ofo-missions/{mission}/{mission}.json"]
+    assert summary.items_written == 1
+    assert rec.written["index.geojson"] == 1
+    assert rec.written["ofo-missions/collection.json"] == 1  # the footprint grew the extent
+    assert "catalog.json" not in rec.written  # it lists collections, which did not change
+    validate_catalog(tmp_path / "catalog", schema_root)
+
+
+def test_output_is_deterministic(real_tree, tmp_path):
+    _quick(real_tree, tmp_path / "a")
+    a = catalog_bytes(tmp_path / "a" / "catalog")
+    _quick(real_tree, tmp_path / "b")
+    assert catalog_bytes(tmp_path / "b" / "catalog") == a
+
+
+def test_crash_leftovers_are_repaired(real_tree, tmp_path):
+    _quick(real_tree, tmp_path)
+    out = tmp_path / "catalog"
+    clean = catalog_bytes(out)
+    item = next(out.glob("drone/*/*.json"))
+    item.unlink()  # lost file
+    (out / "index.geojson").write_text('{"type": "FeatureCol')  # half-written by someone
+    with sqlite3.connect(tmp_path / "stacsync.db") as conn:  # a crash between commit and render
+        conn.execute("UPDATE item SET dirty = 1")
+    (item.parent / ".stacsync-tmp-abc").write_text("partial")
+    _quick(real_tree, tmp_path)
+    assert catalog_bytes(out) == clean
