@@ -344,3 +344,7 @@ def _indent(text: str) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stacsync")
+
+
+if __name__ == "__main__":
+    main()

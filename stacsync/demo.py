@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -354,9 +355,17 @@ def _write_cog(path: Path, plan: _Mission, data: np.ndarray, nodata: float, scal
         "compress": "DEFLATE",
         "blocksize": _blocksize(max(width, height)),
     }
-    with rasterio.open(path, "w", **profile) as dataset:
-        dataset.write(data)
-        dataset.update_tags(TIFFTAG_DATETIME=plan.when.strftime("%Y:%m:%d %H:%M:%S"))
+    # GDAL's COG driver warns about tiles under 128 px but writes them, and small tiles are
+    # what gives the tiny demo rasters real overviews; keep that warning off the console.
+    gdal_log = logging.getLogger("rasterio._env")
+    level = gdal_log.level
+    gdal_log.setLevel(logging.ERROR)
+    try:
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(data)
+            dataset.update_tags(TIFFTAG_DATETIME=plan.when.strftime("%Y:%m:%d %H:%M:%S"))
+    finally:
+        gdal_log.setLevel(level)
     return path
 
 
