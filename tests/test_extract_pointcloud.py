@@ -380,7 +380,7 @@ def test_crs_override_on_file_without_crs(testdata: Path, expected: dict) -> Non
         truth["mins"][0], truth["mins"][1], truth["maxs"][0], truth["maxs"][1], densify_pts=21
     )
     assert _close_deg(meta.bbox_4326, wanted)
-    assert meta.warnings == ()
+    assert meta.warnings == ("no CRS in the file; configured crs 'EPSG:2994' assumed",)
 
 
 def test_crs_override_is_never_4326_by_default(testdata: Path) -> None:
@@ -396,15 +396,15 @@ def test_crs_override_replaces_a_broken_crs_with_a_warning(testdata: Path) -> No
     assert any("invalid CRS in WKT VLR" in w for w in meta.warnings)
 
 
-def test_crs_override_differing_from_file_crs_warns(testdata: Path) -> None:
+def test_crs_override_never_replaces_a_valid_file_crs(testdata: Path) -> None:
     meta = extract_pointcloud(testdata / "autzen-utm.las", crs_override="EPSG:32610")
-    assert meta.crs_code == "EPSG:32610"
-    assert any("file declares CRS" in w for w in meta.warnings)
+    assert meta.crs_code == "EPSG:26910"
+    assert not any("configured crs" in w for w in meta.warnings)
 
 
 def test_geocentric_crs_over_projected_numbers(testdata: Path) -> None:
-    with pytest.raises(ExtractError, match=r"^autzen-utm\.las: geocentric CRS but the header box"):
-        extract_pointcloud(testdata / "autzen-utm.las", crs_override="EPSG:4978")
+    with pytest.raises(ExtractError, match=r"^simple\.las: geocentric CRS but the header box"):
+        extract_pointcloud(testdata / "simple.las", crs_override="EPSG:4978")
 
 
 def test_bad_crs_override(testdata: Path) -> None:
@@ -488,7 +488,7 @@ def test_geocentric_cloud_on_the_earth(testdata: Path, tmp_path: Path) -> None:
     x, y, z = to_ecef.transform(-123.07, 44.05, 100.0)
     box = ((_MIN_X, x - 50), (_MAX_X, x + 50), (_MIN_Y, y - 50), (_MAX_Y, y + 50))
     box += ((219, z - 50), (211, z + 50))  # min z, max z
-    path = _patched(testdata, tmp_path, "autzen-utm.las", *((at, "<d", v) for at, v in box))
+    path = _patched(testdata, tmp_path, "simple.las", *((at, "<d", v) for at, v in box))
     meta = extract_pointcloud(path, crs_override="EPSG:4978")
     west, south, east, north = meta.bbox_4326
     assert meta.crs_code == "EPSG:4978"

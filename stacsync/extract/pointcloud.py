@@ -418,20 +418,24 @@ def _choose_crs(
     name: str,
     warnings: list[str],
 ) -> str:
-    """WKT of the CRS to use: the override when given, else the file's own; never a guess."""
+    """WKT of the CRS to use: the file's own, else the configured fallback; never a guess.
+
+    The configured crs only fills a gap (as for rasters): a file that declares a valid CRS
+    keeps it, so one collection-wide setting cannot silently relabel good files.
+    """
     try:
         file_crs, problem = _file_crs(las_header)
     except ExtractError as exc:
         if crs_override is None:
             raise ExtractError(f"{name}: {exc}") from exc
         file_crs, problem = None, str(exc)
+    if file_crs is not None:
+        if problem:
+            warnings.append(problem)
+        return file_crs.to_wkt()
     if crs_override is not None:
-        return _override_crs(crs_override, file_crs, problem, name, warnings)
-    if file_crs is None:
-        raise ExtractError(f"{name}: {_no_crs_reason(records)}")
-    if problem:
-        warnings.append(problem)
-    return file_crs.to_wkt()
+        return _override_crs(crs_override, problem, name, warnings)
+    raise ExtractError(f"{name}: {_no_crs_reason(records)}")
 
 
 def _file_crs(las_header: laspy.LasHeader) -> tuple[pyproj.CRS | None, str | None]:
@@ -477,23 +481,16 @@ def _no_crs_reason(records: Sequence[_Record]) -> str:
     return f"no coordinate reference system ({hint})"
 
 
-def _override_crs(
-    crs_override: str,
-    file_crs: pyproj.CRS | None,
-    problem: str | None,
-    name: str,
-    warnings: list[str],
-) -> str:
+def _override_crs(crs_override: str, problem: str | None, name: str, warnings: list[str]) -> str:
     try:
         _, wkt = identify_crs(crs_override)
     except ExtractError as exc:
         raise ExtractError(f"{name}: invalid crs_override {crs_override!r}: {exc}") from exc
-    if problem:
-        warnings.append(f"{problem}; crs_override used instead")
-    elif file_crs is not None and not file_crs.equals(pyproj.CRS.from_wkt(wkt)):
-        warnings.append(
-            f"file declares CRS {file_crs.name!r}; crs_override {crs_override!r} used instead"
-        )
+    warnings.append(
+        f"{problem}; configured crs {crs_override!r} used instead"
+        if problem
+        else f"no CRS in the file; configured crs {crs_override!r} assumed"
+    )
     return wkt
 
 

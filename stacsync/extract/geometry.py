@@ -1,0 +1,377 @@
+"""CRS identification and EPSG:4326 footprints shared by the raster and point-cloud extractors.
+
+Everything here uses pyproj only, so both extractors name and transform CRSs with the same PROJ.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.crs import BoundCRS
+from pyproj.exceptions import CRSError, ProjError
+from shapely.affinity import translate
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, mapping
+from shapely.geometry.polygon import orient
+
+from stacsync.errors import ExtractError
+from stacsync.records import BBox
+
+log = logging.getLogger(__name__)
+
+# PROJ's identification confidence: 100 = same name and equivalent, 90/70 = equivalent definition
+# under another name, 50/25 = NOT equivalent (only the names look alike). 70 is therefore the
+# lowest level at which a code denotes the same coordinates; asking for 90+ would only drop codes
+# of files whose writer spelled the name differently (the LAS file with both WKT and GeoTIFF keys
+# is EPSG:6880 only at 70). Never accept below 70: rgb1.tif's UTM 18N WKT matches EPSG:3450 at 50.
+MIN_CONFIDENCE = 70
+
+# Douglas-Peucker tolerance in degrees (~1 cm) for the footprint polygon: drops the densified
+# vertices of short, practically straight edges (drone products) but keeps the curvature of long
+# edges (satellite scenes), so the index stays small without bending the outline.
+SIMPLIFY_DEG = 1e-7
+
+# Lat/lon values this close outside the valid range are float noise, not a wrong footprint.
+_EPS = 1e-9
+
+# PROJ decides "same celestial body" from the ellipsoid size; so do we, in case the user's
+# environment sets PROJ_IGNORE_CELESTIAL_BODY and PROJ would transform Mars to Earth silently.
+_EARTH_SEMI_MAJOR = (6_300_000.0, 6_500_000.0)
+
+
+def identify_crs(crs_text: str) -> tuple[str | None, str]:
+    """Any CRS text (WKT1/WKT2/PROJJSON/'EPSG:n'/ESRI WKT) -> (authority code or None, WKT2_2019).
+
+    The code is 'AUTH:CODE' (EPSG preferred when an equivalent EPSG CRS exists). A compound CRS
+    without a code of its own gets its horizontal part's code; a BoundCRS its source CRS's code.
+    The WKT2 always describes the full CRS as given. Raises ExtractError when it cannot be parsed.
+    """
+    return _identify_cached(crs_text)
+
+
+@functools.lru_cache(maxsize=256)
+def _identify_cached(crs_text: str) -> tuple[str | None, str]:
+    # Identification queries proj.db (tens of ms); a pass sees the same few CRSs thousands of times.
+    crs = _parse(crs_text)
+    wkt = crs.to_wkt("WKT2_2019")
+    if not wkt:
+        raise ExtractError(f"CRS cannot be written as WKT2: {crs.name}")
+    return _authority_code(crs), wkt
+
+
+def footprint_4326(
+    ring: Sequence[tuple[float, float]], crs_wkt: str, *, densify: int = 21
+) -> tuple[BBox, dict[str, Any]]:
+    """Native-CRS polygon vertices -> (bbox, GeoJSON geometry) in EPSG:4326 lon/lat.
+
+    Each edge is cut into `densify + 1` segments (the sampling of PROJ's transform_bounds with
+    densify_pts=densify). bbox is (west, south, east, north); when the footprint crosses the
+    antimeridian west > east and the geometry is a MultiPolygon split at ±180. Raises
+    ExtractError (message without file name) rather than return a footprint that is not finite,
+    off the Earth, on another celestial body or otherwise impossible.
+    """
+    pts = _ring_array(ring)
+    crs = _footprint_crs(_parse(crs_wkt))
+    lon, lat = _transform(_densify(pts, densify), crs)
+    if crs.is_geographic:
+        # Grids in 0..360 longitudes (climate models): bring them back to -180..180.
+        lon = np.where(lon > 180.0, lon - 360.0, lon)
+        lon = np.where(lon < -180.0, lon + 360.0, lon)
+    _check_range(lon, lat)
+    return _assemble(lon, lat)
+
+
+def metres_per_unit(crs_wkt: str) -> float | None:
+    """Linear unit of a projected CRS in metres (1.0 for metre, 0.3048 for foot...).
+
+    None for geographic, geocentric or unparseable CRSs and for mixed axis units.
+    """
+    try:
+        crs = CRS.from_user_input(crs_wkt)
+    except CRSError:
+        return None
+    crs = _strip_compound(crs)
+    if crs.is_bound:
+        crs = crs.source_crs
+    if not (crs.is_projected or crs.is_engineering):
+        return None
+    factors = {a.unit_conversion_factor for a in crs.axis_info[:2]}
+    if len(factors) != 1:
+        return None
+    factor = factors.pop()
+    return float(factor) if factor and math.isfinite(factor) and factor > 0 else None
+
+
+# --- CRS helpers -----------------------------------------------------------------------------
+
+
+def _parse(crs_text: str) -> CRS:
+    if not crs_text or not str(crs_text).strip():
+        raise ExtractError("CRS definition is empty")
+    try:
+        return CRS.from_user_input(crs_text)
+    except CRSError as exc:
+        raise ExtractError(
+            f"cannot parse CRS definition ({_shorten(str(crs_text))}): {exc}"
+        ) from exc
+
+
+def _authority_code(crs: CRS) -> str | None:
+    for candidate in _identification_candidates(crs):
+        auth = candidate.to_authority("EPSG", min_confidence=MIN_CONFIDENCE)
+        auth = auth or candidate.to_authority(min_confidence=MIN_CONFIDENCE)
+        if auth:
+            return f"{auth[0]}:{auth[1]}"
+    return None
+
+
+def _identification_candidates(crs: CRS) -> list[CRS]:
+    # The CRS itself first (EPSG has compound codes such as 5498), then the part that
+    # places the data horizontally: STAC's proj:code is about where the grid lies.
+    out = [crs]
+    inner = crs
+    while inner.is_compound or inner.is_bound:
+        inner = inner.sub_crs_list[0] if inner.is_compound else inner.source_crs
+        out.append(inner)
+    return out
+
+
+def _strip_compound(crs: CRS) -> CRS:
+    while crs.is_compound:
+        crs = crs.sub_crs_list[0]
+    return crs
+
+
+def _footprint_crs(crs: CRS) -> CRS:
+    """The 2-D CRS to transform from: horizontal part of a compound, BoundCRS kept.
+
+    A BoundCRS's TOWGS84 is the file's own statement of how to reach WGS 84; dropping it would let
+    PROJ fall back to a ballpark datum shift (hundreds of metres off for old local datums).
+    """
+    crs = _strip_compound(crs)
+    if crs.is_bound and crs.source_crs.is_compound:
+        crs = BoundCRS(
+            source_crs=_strip_compound(crs.source_crs),
+            target_crs=crs.target_crs,
+            transformation=crs.coordinate_operation,
+        )
+    base = crs.source_crs if crs.is_bound else crs
+    if base.is_geocentric:
+        raise ExtractError(
+            f"cannot place footprint on Earth: CRS '{base.name}' is geocentric (X/Y/Z), "
+            "not a 2-D horizontal CRS"
+        )
+    if base.is_vertical or base.ellipsoid is None:
+        raise ExtractError(
+            f"cannot place footprint on Earth: CRS '{base.name}' has no geodetic datum "
+            "(vertical, engineering or local CRS)"
+        )
+    semi_major = base.ellipsoid.semi_major_metre
+    if not _EARTH_SEMI_MAJOR[0] <= semi_major <= _EARTH_SEMI_MAJOR[1]:
+        raise ExtractError(
+            f"cannot place footprint on Earth: CRS '{base.name}' is defined on another "
+            f"celestial body (ellipsoid '{base.ellipsoid.name}', "
+            f"semi-major axis {semi_major:.0f} m)"
+        )
+    return crs
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(crs_wkt: str) -> Transformer:
+    # Building a Transformer searches proj.db for operations; reuse it per CRS.
+    # pyproj >= 3.1 Transformers are thread-safe, so the cache can be shared by worker threads.
+    return Transformer.from_crs(CRS.from_wkt(crs_wkt), CRS.from_epsg(4326), always_xy=True)
+
+
+def _transform(pts: np.ndarray, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        transformer = _transformer(crs.to_wkt("WKT2_2019"))
+        lon, lat = transformer.transform(pts[:, 0], pts[:, 1], errcheck=False)
+    except ProjError as exc:
+        raise ExtractError(f"cannot place footprint on Earth: {_clean_proj(exc)}") from exc
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    if bad.any():
+        raise ExtractError(
+            f"footprint is not finite in EPSG:4326 ({int(bad.sum())} of {bad.size} outline points "
+            "cannot be transformed, e.g. corners off the Earth's disk)"
+        )
+    return lon, lat
+
+
+def _clean_proj(exc: Exception) -> str:
+    text = str(exc)
+    marker = "Internal Proj Error: "
+    if marker in text:
+        text = text.split(marker, 1)[1].rstrip(")")
+    return text.replace("proj_create_operations: ", "")
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- geometry helpers ------------------------------------------------------------------------
+
+
+def _ring_array(ring: Sequence[tuple[float, float]]) -> np.ndarray:
+    try:
+        pts = np.asarray([(float(x), float(y)) for x, y in ring], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ExtractError(f"footprint outline is not a list of (x, y) pairs: {exc}") from exc
+    if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+        pts = pts[:-1]  # accept closed rings too
+    if len(pts) < 3:
+        raise ExtractError(f"footprint outline needs at least 3 vertices, got {len(pts)}")
+    if not np.isfinite(pts).all():
+        raise ExtractError("footprint outline has non-finite native coordinates")
+    return pts
+
+
+def _densify(pts: np.ndarray, densify: int) -> np.ndarray:
+    steps = max(int(densify), 0) + 1
+    t = np.arange(steps, dtype=float) / steps
+    start, end = pts, np.roll(pts, -1, axis=0)
+    seg = start[:, None, :] + (end - start)[:, None, :] * t[None, :, None]
+    return seg.reshape(-1, 2)
+
+
+def _check_range(lon: np.ndarray, lat: np.ndarray) -> None:
+    if (np.abs(lat) > 90.0 + _EPS).any():
+        raise ExtractError(
+            f"footprint is outside the Earth: latitude {_worst(lat, 90.0):.6g} is beyond ±90 "
+            "(coordinates do not match the CRS?)"
+        )
+    if (np.abs(lon) > 180.0 + _EPS).any():
+        raise ExtractError(
+            f"footprint is outside the Earth: longitude {_worst(lon, 180.0):.6g} is beyond ±180"
+        )
+
+
+def _worst(values: np.ndarray, limit: float) -> float:
+    return float(values[np.argmax(np.abs(values) - limit)])
+
+
+def _unwrap(lon: np.ndarray) -> np.ndarray:
+    """Make consecutive longitudes continuous (no jump > 180°) along the closed ring."""
+    closed = np.append(lon, lon[0])
+    jumps = np.diff(closed)
+    shift = -360.0 * np.round(jumps / 360.0)
+    return closed + np.concatenate(([0.0], np.cumsum(shift)))
+
+
+def _assemble(lon: np.ndarray, lat: np.ndarray) -> tuple[BBox, dict[str, Any]]:
+    lat = np.clip(lat, -90.0, 90.0)
+    ulon = _unwrap(np.clip(lon, -180.0, 180.0))
+    ulat = np.append(lat, lat[0])
+    winding = ulon[-1] - ulon[0]
+    if abs(winding) > 180.0:
+        return _around_pole(ulon, ulat)
+    # Move the whole ring into the window that contains most of it.
+    if ulon.min() >= 180.0:
+        ulon = ulon - 360.0
+    elif ulon.max() <= -180.0:
+        ulon = ulon + 360.0
+    south, north = float(ulat.min()), float(ulat.max())
+    west, east = float(ulon.min()), float(ulon.max())
+    if east - west >= 360.0 - _EPS:
+        return _whole_world(south, north)
+    coords = np.column_stack([ulon, ulat])
+    geom = _outline_geometry(coords)
+    if east > 180.0:
+        return (west, south, east - 360.0, north), _split(geom)
+    if west < -180.0:
+        return (west + 360.0, south, east, north), _split(geom)
+    return (west, south, east, north), _geojson(geom)
+
+
+def _outline_geometry(coords: np.ndarray) -> Polygon | LineString | Point:
+    poly = Polygon(coords)
+    if poly.area == 0.0:
+        # A zero-extent point cloud or a one-pixel-wide line: say what it is, no fake area.
+        unique = np.unique(coords, axis=0)
+        return Point(unique[0]) if len(unique) == 1 else LineString(_line_ends(unique))
+    if not poly.is_valid:
+        raise ExtractError(
+            "footprint outline crosses itself in EPSG:4326 (the grid folds over in this CRS)"
+        )
+    simple = shapely.simplify(poly, SIMPLIFY_DEG, preserve_topology=True)
+    return orient(simple if isinstance(simple, Polygon) else poly, sign=1.0)
+
+
+def _line_ends(unique: np.ndarray) -> list[tuple[float, float]]:
+    # Collinear points: the two farthest apart are the ends of the line (few points, O(n²) is fine).
+    dist = ((unique[:, None, :] - unique[None, :, :]) ** 2).sum(axis=-1)
+    i, j = np.unravel_index(int(dist.argmax()), dist.shape)
+    return [tuple(unique[i]), tuple(unique[j])]
+
+
+def _split(geom: Polygon | LineString | Point) -> dict[str, Any]:
+    """Cut a geometry drawn on continuous longitudes into pieces inside -180..180."""
+    parts = []
+    for offset in (0.0, -360.0, 360.0):
+        window = box(-180.0 - offset, -90.0, 180.0 - offset, 90.0)
+        piece = geom.intersection(window)
+        if piece.is_empty:
+            continue
+        parts.extend(_polygons(translate(piece, xoff=offset)))
+    if not parts:
+        raise ExtractError("footprint could not be split at the antimeridian")
+    if len(parts) == 1:
+        return _geojson(parts[0])
+    return _geojson(MultiPolygon(parts))
+
+
+def _polygons(geom: Any) -> list[Polygon]:
+    if isinstance(geom, Polygon):
+        return [orient(geom, sign=1.0)] if geom.area > 0 else []
+    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
+
+
+def _around_pole(ulon: np.ndarray, ulat: np.ndarray) -> tuple[BBox, dict[str, Any]]:
+    """The outline winds once around a pole: close it over the pole, then split at ±180."""
+    north_pole = float(np.mean(ulat)) > 0.0
+    pole = 90.0 if north_pole else -90.0
+    coords = np.column_stack([ulon, ulat]).tolist()
+    coords += [[ulon[-1], pole], [ulon[0], pole]]
+    poly = Polygon(coords)
+    if not poly.is_valid:
+        raise ExtractError("footprint around a pole crosses itself in EPSG:4326")
+    lo = float(np.floor((min(ulon) + 180.0) / 360.0))
+    pieces = [
+        translate(
+            poly.intersection(box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)),
+            xoff=-360.0 * k,
+        )
+        for k in range(int(lo), int(lo) + 3)
+    ]
+    polys = [p for piece in pieces if not piece.is_empty for p in _polygons(piece)]
+    merged = shapely.union_all(polys)
+    south = -90.0 if not north_pole else float(ulat.min())
+    north = 90.0 if north_pole else float(ulat.max())
+    return (-180.0, south, 180.0, north), _geojson(merged)
+
+
+def _whole_world(south: float, north: float) -> tuple[BBox, dict[str, Any]]:
+    return (-180.0, south, 180.0, north), _geojson(orient(box(-180.0, south, 180.0, north)))
+
+
+def _geojson(geom: Any) -> dict[str, Any]:
+    """GeoJSON dict with lists (not tuples) so it survives a JSON round trip unchanged."""
+    gj = mapping(geom)
+    return {"type": gj["type"], "coordinates": _lists(gj["coordinates"])}
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        if value and isinstance(value[0], int | float):
+            return [float(v) for v in value]
+        return [_lists(v) for v in value]
+    return value
