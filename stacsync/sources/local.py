@@ -10,7 +10,7 @@ import os
 import stat as stat_module
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from stacsync.records import SourceEntry
 from stacsync.sources import Listing
@@ -26,8 +26,10 @@ class LocalSource:
         root: Path,
         include: Callable[[str], bool],
         prune: tuple[Path, ...] = (),
+        scandir: Callable[[str], Any] = os.scandir,
     ):
         self.root = Path(root)
+        self._scandir = scandir  # a parameter so tests can make folders fail to list
         self.include = include
         self._prune = {str(Path(p).resolve()) for p in prune}
 
@@ -48,7 +50,7 @@ class LocalSource:
 
     def _walk(self, abs_dir: str, rel_dir: str, ancestors: set, listing: Listing) -> None:
         try:
-            with os.scandir(abs_dir) as it:
+            with self._scandir(abs_dir) as it:
                 children = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             listing.failed_dirs.append(rel_dir)
