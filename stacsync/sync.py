@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,12 +152,17 @@ class SyncPass:
 
     # -- the pass ------------------------------------------------------------------------
 
-    def run(self) -> PassSummary:
+    def run(self, paths: Iterable[str] | None = None) -> PassSummary:
+        """A full pass, or with `paths` one that looks only at those files (event hints).
+
+        A path in `paths` that no longer exists is treated as removed; nothing outside
+        `paths` is listed, diffed or removed.
+        """
         started = time.monotonic()
         self.output.check_writable()
         summary = PassSummary(output=str(self.settings.output_path))
         pass_id = self.db.begin_pass()
-        listing = self.source.list()
+        listing = self.source.list() if paths is None else self._stat_only(paths)
         summary.listing_problems = listing.problems
         self.progress("list", len(listing.entries), len(listing.entries))
         rows = self.db.file_rows()
@@ -173,6 +178,21 @@ class SyncPass:
         self.db.finish_pass(pass_id, summary.to_dict())
         log.info(_one_line(summary))
         return summary
+
+    def _stat_only(self, paths: Iterable[str]) -> Listing:
+        scope = frozenset(paths)
+        listing = Listing(scope=scope)
+        for path in sorted(scope):
+            try:
+                entry = self.source.stat(path)
+            except OSError as exc:
+                # Unknown state is not absence: keep the file, say why.
+                listing.failed_dirs.append(path)
+                listing.problems.append(f"{path}: cannot stat: {exc.strerror or exc}")
+                continue
+            if entry is not None and self._include(path):
+                listing.entries[path] = entry
+        return listing
 
     # -- diff ----------------------------------------------------------------------------
 

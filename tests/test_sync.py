@@ -234,3 +234,19 @@ def test_crash_leftovers_are_repaired(real_tree, tmp_path):
     (item.parent / ".stacsync-tmp-abc").write_text("partial")
     _quick(real_tree, tmp_path)
     assert catalog_bytes(out) == clean
+
+
+def test_pass_limited_to_given_paths(real_tree, tmp_path, monkeypatch):
+    settings = quick_settings(real_tree, tmp_path / "catalog", tmp_path / "stacsync.db")
+    rescan(settings)
+    new = real_tree / "rasters" / "copy.tif"
+    shutil.copyfile(real_tree / "rasters" / "elev.tif", new)
+    (real_tree / "rasters" / "RGB.byte.tif").unlink()
+    (real_tree / "clouds" / "lidar" / "2d_test.tif").unlink()  # not named: must stay
+    rec = Recorder(monkeypatch, real_tree)
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db).run(paths=["rasters/copy.tif", "rasters/RGB.byte.tif"])
+    assert (summary.added, summary.removed, summary.unchanged) == (1, 1, 0)
+    assert rec.extracted == [str(new)]
+    with Manifest.open_reader(settings.manifest_path) as db:
+        assert db.show("clouds/lidar/2d_test.tif") is not None

@@ -21,9 +21,12 @@ class Listing:
     entries: dict[str, SourceEntry] = field(default_factory=dict)
     failed_dirs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    scope: frozenset[str] | None = None  # a partial listing: only these paths were looked at
 
     def covers(self, relpath: str) -> bool:
         """True when the listing could see where `relpath` lives (so absence means removal)."""
+        if self.scope is not None and relpath not in self.scope:
+            return False
         return not any(
             d == "" or relpath == d or relpath.startswith(d + "/") for d in self.failed_dirs
         )
