@@ -270,19 +270,24 @@ def files(
 @_manifest_options
 @_library_errors
 def errors(manifest: Path | None, config: Path | None, as_json: bool) -> None:
-    """Files in error, with the message and since when; and files lacking a table row."""
+    """Files in error (message, since when), files lacking a table row, rows lacking files."""
     with _open_reader(manifest, config) as db:
         rows = db.errors()
         problems = db.problems()
+        last = db.summary()["last_pass"]
+    unused = (last or {}).get("summary", {}).get("table_rows_without_files", {})
     if as_json:
-        click.echo(json.dumps({"errors": rows, "problems": problems}, sort_keys=True))
+        report = {"errors": rows, "problems": problems, "table_rows_without_files": unused}
+        click.echo(json.dumps(report, sort_keys=True))
         return
     for row in rows:
         again = " (will retry)" if row["error_transient"] else ""
         click.echo(f"{row['path']}\n    {row['error']}{again}\n    since {row['error_since']}")
     for row in problems:
         click.echo(f"{row['path']}\n    note: {row['problem']}")
-    if not rows and not problems:
+    for cid, keys in unused.items():
+        click.echo(f"{cid}: metadata-table rows with no files: {', '.join(keys)}")
+    if not rows and not problems and not unused:
         click.echo("No errors.")
 
 

@@ -22,16 +22,14 @@ def safe_id(raw: str) -> str:
     ascii_ = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
     text = ascii_.replace("/", "__").replace("\\", "__")
     text = _UNSAFE.sub("-", text).strip("-._") or "id"
-    changed = text != raw
-    if len(text) > MAX_ID_LENGTH:
-        text = text[:MAX_ID_LENGTH].rstrip("-._")
-        changed = True
-    if changed and _needs_hash(raw, text):
+    too_long = len(text) > MAX_ID_LENGTH
+    if too_long or _needs_hash(raw, text):
         digest = hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        text = f"{text}-{digest}"
+        # Room for "-" + digest keeps the result within the limit, so safe_id is idempotent.
+        text = f"{text[: MAX_ID_LENGTH - 9].rstrip('-._')}-{digest}"
     return text
 
 
 def _needs_hash(raw: str, text: str) -> bool:
-    """A hash is needed unless the only change was `/` → `__` on otherwise safe text."""
+    """A hash is needed unless nothing changed or the only change was `/` → `__`."""
     return text != raw.replace("/", "__")

@@ -19,7 +19,8 @@ class FileState(StrEnum):
 
     OK = "ok"
     ERROR = "error"
-    PENDING = "pending"  # seen but not settled / not extracted yet
+    PENDING = "pending"  # to be looked at again (e.g. after a config change)
+    UNMATCHED = "unmatched"  # matches no collection's pattern: listed, never extracted
 
 
 class Change(StrEnum):

@@ -101,7 +101,7 @@ class Renderer:
             self.output.write(relpath, data)
             summary.items_written += 1
             written = True
-        west, south, east, north = item["bbox"][:4] if len(item["bbox"]) == 4 else _bbox2d(item)
+        west, south, east, north = item["bbox"]
         props = item["properties"]
         self.db.store_item(
             cid,
@@ -243,11 +243,6 @@ class _HashingWriter:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-def _bbox2d(item: dict) -> tuple[float, float, float, float]:
-    b = item["bbox"]
-    return b[0], b[1], b[3], b[4]
 
 
 def _item_datetime(

@@ -247,7 +247,7 @@ class SyncPass:
                     "path": entry.path,
                     "size": entry.size,
                     "mtime_ns": entry.mtime_ns,
-                    "status": "unmatched",
+                    "status": FileState.UNMATCHED.value,
                     "collection_id": None,
                     "item_id": None,
                     "asset_key": None,
@@ -278,7 +278,7 @@ class SyncPass:
                 if old.item_id:
                     self.db.mark_item_dirty(old.collection_id, old.item_id)
                 self.db.delete_file(path)
-        summary.removed += sum(1 for p in gone if rows[p].status != "unmatched")
+        summary.removed += sum(1 for p in gone if rows[p].status != FileState.UNMATCHED)
 
     # -- checksum + extract, in worker threads; commits on this thread ------------------
 
@@ -333,13 +333,15 @@ class SyncPass:
     def _commit_one(self, result: _Result, summary: PassSummary, scanned_ns: int) -> None:
         work, entry, old = result.work, result.work.entry, result.work.old
         if not result.extracted:
-            summary.touched += 1
+            # Same bytes. A racy re-check (same size and mtime) is not a touch.
+            if entry.mtime_ns == old.mtime_ns:
+                summary.unchanged += 1
+            else:
+                summary.touched += 1
             self.db.update_stat(entry.path, entry.mtime_ns, scanned_ns)
             return
         if old is None:
             summary.added += 1
-        elif old.checksum is not None and result.checksum == old.checksum and old.status == "ok":
-            summary.touched += 1  # checksums off earlier, on now; or a retried error
         else:
             summary.modified += 1
         p = work.placement
@@ -404,7 +406,7 @@ class SyncPass:
             self.db.mark_item_dirty(row.collection_id, row.item_id)
         if placement is None or not placement.placed or row.status != FileState.OK:
             # Unmatched or failed files get a fresh look (a new crs or match may fix them).
-            self.db.update_file(row.path, status="pending")
+            self.db.update_file(row.path, status=FileState.PENDING.value)
             return
         self.db.update_file(
             row.path,
@@ -442,7 +444,7 @@ def _needs_look(old: FileRow, entry: SourceEntry) -> bool:
         return True
     if old.status == FileState.ERROR:
         return bool(old.error_transient)
-    if old.status == "pending":
+    if old.status == FileState.PENDING:
         return True
     return old.mtime_ns + RACY_WINDOW_NS >= old.scanned_ns
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -250,3 +251,94 @@ def test_pass_limited_to_given_paths(real_tree, tmp_path, monkeypatch):
     assert rec.extracted == [str(new)]
     with Manifest.open_reader(settings.manifest_path) as db:
         assert db.show("clouds/lidar/2d_test.tif") is not None
+
+
+def test_racy_same_second_change_is_caught_next_pass(copy_testdata, tmp_path):
+    """A rewrite that keeps size and mtime right after a scan must not go unnoticed."""
+    src = copy_testdata("elev.tif", dest=tmp_path / "racy")
+    target = src / "elev.tif"
+    first = _quick(src, tmp_path)  # mtime is 'now': racy
+    assert first.added == 1
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime as scanned
+    second = _quick(src, tmp_path)
+    assert second.modified == 1
+    with Manifest.open_reader(tmp_path / "stacsync.db") as db:
+        assert db.show("elev.tif")["checksum"] == "1220" + hashlib.sha256(data).hexdigest()
+    third = _quick(src, tmp_path)  # now old enough: no more re-checks... unless still racy
+    assert third.modified == 0 and third.added == 0
+
+
+def test_hostile_file_names_stay_inside_the_output(copy_testdata, tmp_path, schema_root):
+    src = tmp_path / "names"
+    names = ["a b/ünïcode ø.tif", "x" * 200 + ".tif", "-rf.tif", "..tif", "c/..weird...tif"]
+    for name in names:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy_testdata("byte.tif", dest=tmp_path / "tmp") / "byte.tif", src / name)
+    summary = _quick(src, tmp_path)
+    assert summary.items_written == len(names) and summary.errors == 0
+    out = (tmp_path / "catalog").resolve()
+    written = [p.resolve() for p in tmp_path.rglob("*.json")]
+    assert written and all(out in p.parents for p in written)
+    for path in out.rglob("*"):
+        assert len(path.name) <= 255 and path.name.isascii()
+    validate_catalog(out, schema_root)
+
+
+CSV = "Id,plot,collection_date\nwest_a,P1,2019-05-19\nwest_b,P1,2019-05-19\nnorth,P2,2019-05-21\n"
+CSV_CONFIG = """
+[source]
+path = "src"
+[output]
+path = "catalog"
+[[collection]]
+id = "srer-2019"
+license = "CC-BY-SA-4.0"
+match = '(?P<asset>[^/]+)\\.(tif|laz)$'
+[collection.table]
+path = "plots.csv"
+key = "Id"
+item_column = "plot"
+datetime = "collection_date"
+[collection.properties]
+platform = "DJI Phantom 4 RTK"
+"sci:doi" = "10.1002/ecs2.3649"
+"""
+
+
+def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root, monkeypatch):
+    src = tmp_path / "src"
+    for name, source in [
+        ("west_a.tif", "RGB.byte.tif"),
+        ("west_b.tif", "rgb_lzw.tif"),
+        ("north.laz", "autzen_trim.laz"),
+        ("stray.tif", "byte.tif"),
+    ]:
+        copy_testdata(source, dest=src)
+        (src / source).rename(src / name)
+    _age(src)
+    (src / "plots.csv").write_text(CSV)
+    config = tmp_path / "stacsync.toml"
+    config.write_text(CSV_CONFIG)
+    summary = rescan(config)
+    assert summary.items_written == 2 and summary.errors == 1
+    out = tmp_path / "catalog" / "srer-2019"
+    p1 = json.loads((out / "P1" / "P1.json").read_text())
+    assert sorted(p1["assets"]) == ["west_a", "west_b"]
+    assert p1["properties"]["datetime"] == "2019-05-19T00:00:00Z"
+    assert p1["properties"]["sci:doi"] == "10.1002/ecs2.3649"
+    with Manifest.open_reader(tmp_path / "stacsync.db") as db:
+        assert "stray" in db.errors()[0]["error"]
+    validate_catalog(tmp_path / "catalog", schema_root)
+
+    # A changed table row re-renders only the item it describes.
+    (src / "plots.csv").write_text(CSV.replace("north,P2,2019-05-21", "north,P2,2019-06-02"))
+    rec = Recorder(monkeypatch, src)
+    again = rescan(config)
+    assert rec.extracted == []
+    assert rec.written_items == ["srer-2019/P2/P2.json"] and again.items_written == 1
+    p2 = json.loads((out / "P2" / "P2.json").read_text())
+    assert p2["properties"]["datetime"] == "2019-06-02T00:00:00Z"
