@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -166,14 +167,17 @@ class SyncPass:
         summary.listing_problems = listing.problems
         self.progress("list", len(listing.entries), len(listing.entries))
         rows = self.db.file_rows()
-        self._refresh_layout_if_changed(rows)
-        rows = self.db.file_rows()
+        layout_changed = self._refresh_layout_if_changed(rows)
+        if layout_changed:
+            rows = self.db.file_rows()
         work = self._diff(listing, rows, summary)
         self._process(work, summary)
         Renderer(self.settings, self.db, self.output, self.layout, self.source).render(summary)
         summary.errors = len(self.db.errors())
         summary.files_without_rows = len(self.db.problems())
-        summary.table_rows_without_files = self._unused_rows()
+        summary.table_rows_without_files = self._unused_rows(
+            fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
+        )
         summary.seconds = round(time.monotonic() - started, 3)
         self.db.finish_pass(pass_id, summary.to_dict())
         log.info(_one_line(summary))
@@ -385,7 +389,7 @@ class SyncPass:
 
     # -- config and metadata-table changes -----------------------------------------------
 
-    def _refresh_layout_if_changed(self, rows: dict[str, FileRow]) -> None:
+    def _refresh_layout_if_changed(self, rows: dict[str, FileRow]) -> bool:
         """Re-place every file when the layout or a metadata table changed since last pass.
 
         Placement is cheap (a regex and a table lookup), so everything is re-placed and all
@@ -393,12 +397,13 @@ class SyncPass:
         """
         fingerprint = self._layout_fingerprint()
         if self.db.get_state("layout_fingerprint") == fingerprint:
-            return
+            return False
         with self.db.transaction():
             self.db.mark_all_items_dirty()
             for row in rows.values():
                 self._replace(row)
             self.db.set_state("layout_fingerprint", fingerprint)
+        return True
 
     def _replace(self, row: FileRow) -> None:
         placement = self.layout.place(row.path)
@@ -429,12 +434,21 @@ class SyncPass:
                 parts.append(f"{table}:missing")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-    def _unused_rows(self) -> dict[str, list[str]]:
+    def _unused_rows(self, fresh: bool) -> dict[str, list[str]]:
+        """Table rows no file joined; recomputed only when files or tables changed.
+
+        Reading a GeoPackage costs a GDAL import, which a no-change pass should not pay.
+        """
+        cached = self.db.get_state("unused_rows")
+        if cached is not None and not fresh:
+            return json.loads(cached)
         unused = {}
         for cid in self.collections:
             rows = self.layout.unused_rows(cid, self.db.used_table_keys(cid))
             if rows:
                 unused[cid] = rows
+        with self.db.transaction():
+            self.db.set_state("unused_rows", json.dumps(unused, sort_keys=True))
         return unused
 
 
