@@ -349,15 +349,7 @@ def _pointcloud_fields(pc: PointCloudInfo, pc_type: str) -> dict[str, Any]:
 def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
     """STAC Collection dict, with one `item` link per item id."""
     path = collection_path(c.id)
-    out: dict[str, Any] = {
-        "type": "Collection",
-        "stac_version": STAC_VERSION,
-        "stac_extensions": [],
-        "id": c.id,
-    }
-    if c.title:
-        out["title"] = c.title
-    out["description"] = c.description
+    out = _head("Collection", c.id, c.title, c.description)
     if c.keywords:
         out["keywords"] = list(c.keywords)
     if c.providers:
@@ -400,18 +392,24 @@ def _collection_extensions(coll: Mapping[str, Any]) -> list[str]:
     return _extensions(maps)
 
 
+def _head(kind: str, id_: str, title: str | None, description: str) -> dict[str, Any]:
+    """The opening fields shared by catalogs and collections, in STAC's usual order."""
+    out: dict[str, Any] = {
+        "type": kind,
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": id_,
+    }
+    if title:
+        out["title"] = title
+    out["description"] = description
+    return out
+
+
 def render_catalog(c: CatalogInput, links: Links) -> dict[str, Any]:
     """STAC Catalog dict, with one `child` link per collection id."""
     path = catalog_path()
-    out: dict[str, Any] = {
-        "type": "Catalog",
-        "stac_version": STAC_VERSION,
-        "stac_extensions": [],
-        "id": c.id,
-    }
-    if c.title:
-        out["title"] = c.title
-    out["description"] = c.description
+    out = _head("Catalog", c.id, c.title, c.description)
     out["links"] = [
         links.link("root", path, path, JSON_TYPE),
         *(
