@@ -79,7 +79,12 @@ class Renderer:
         for start in range(0, len(dirty), COMMIT_BATCH):
             with self.db.transaction():
                 for cid, iid in dirty[start : start + COMMIT_BATCH]:
-                    changed |= self._render_item(cid, iid, summary)
+                    try:
+                        changed |= self._render_item(cid, iid, summary)
+                    except Exception:
+                        # The item stays dirty and is tried again next pass; the rest goes on.
+                        log.exception("cannot render item %s/%s", cid, iid)
+                        summary.render_errors += 1
         return changed
 
     def _render_item(self, cid: str, iid: str, summary: PassSummary) -> bool:

@@ -52,6 +52,7 @@ class PassSummary:
     unmatched: int = 0
     errors: int = 0  # files in error after this pass
     new_errors: int = 0  # files that went into error during this pass
+    render_errors: int = 0  # items that could not be rendered (logged; retried next pass)
     items_written: int = 0
     items_deleted: int = 0
     collections_written: int = 0
@@ -320,6 +321,10 @@ class SyncPass:
             name = Path(path).name
             message = f"{name}: cannot read file ({exc.strerror or exc})"
             return _Result(work, checksum, None, message, is_transient(exc), extracted=True)
+        except Exception as exc:  # a reader bug must cost one file, never the pass
+            log.exception("unexpected error on %s", path)
+            message = f"{Path(path).name}: unexpected error while reading ({exc!r}); please report"
+            return _Result(work, checksum, None, message, False, extracted=True)
 
     @retrying()
     def _checksum(self, path: str) -> str | None:

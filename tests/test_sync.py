@@ -342,3 +342,38 @@ def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root,
     assert rec.written_items == ["srer-2019/P2/P2.json"] and again.items_written == 1
     p2 = json.loads((out / "P2" / "P2.json").read_text())
     assert p2["properties"]["datetime"] == "2019-06-02T00:00:00Z"
+
+
+def test_a_reader_bug_costs_one_file_not_the_pass(real_tree, tmp_path, monkeypatch):
+    import stacsync.sync
+
+    real = stacsync.sync.extract_file
+
+    def flaky(path, **kwargs):
+        if path.endswith("elev.tif"):
+            raise ZeroDivisionError("bug")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(stacsync.sync, "extract_file", flaky)
+    summary = _quick(real_tree, tmp_path)
+    assert summary.errors == 1 and summary.items_written == len(GOOD) - 1
+    with Manifest.open_reader(tmp_path / "stacsync.db") as db:
+        assert "unexpected error" in db.show("rasters/elev.tif")["error"]
+
+
+def test_an_item_that_cannot_render_stays_dirty(real_tree, tmp_path, monkeypatch):
+    import stacsync.stac
+
+    real = stacsync.stac.render_item
+
+    def broken(item, links):
+        if item.item_id.endswith("elev.tif"):
+            raise ValueError("boom")
+        return real(item, links)
+
+    monkeypatch.setattr(stacsync.stac, "render_item", broken)
+    summary = _quick(real_tree, tmp_path)
+    assert summary.render_errors == 1 and summary.items_written == len(GOOD) - 1
+    monkeypatch.setattr(stacsync.stac, "render_item", real)
+    again = _quick(real_tree, tmp_path)
+    assert again.items_written == 1 and again.render_errors == 0
