@@ -377,3 +377,44 @@ def test_an_item_that_cannot_render_stays_dirty(real_tree, tmp_path, monkeypatch
     monkeypatch.setattr(stacsync.stac, "render_item", real)
     again = _quick(real_tree, tmp_path)
     assert again.items_written == 1 and again.render_errors == 0
+
+
+class _FlakySource(LocalSource):
+    """Reads of some files fail with errno 121 (EREMOTEIO), as on a CyVerse FUSE mount."""
+
+    def __init__(self, *args, failures: dict[str, int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failures = failures  # path -> how many more opens fail
+        self.attempts: dict[str, int] = {}
+
+    def open(self, relpath):
+        self.attempts[relpath] = self.attempts.get(relpath, 0) + 1
+        if self.failures.get(relpath, 0) > 0:
+            self.failures[relpath] -= 1
+            raise OSError(121, "Remote I/O error", self.local_path(relpath))
+        return super().open(relpath)
+
+
+def test_transient_io_errors_are_retried_then_recorded_then_picked_up(real_tree, tmp_path):
+    settings = quick_settings(real_tree, tmp_path / "catalog", tmp_path / "stacsync.db")
+    include = lambda p: is_included(settings, p)  # noqa: E731
+    source = _FlakySource(
+        real_tree,
+        include=include,
+        failures={"rasters/elev.tif": 2, "clouds/lidar/autzen_trim.laz": 99},
+    )
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db, source=source).run()
+        errors = db.errors()
+    assert source.attempts["rasters/elev.tif"] == 3  # two failures, then success
+    assert source.attempts["clouds/lidar/autzen_trim.laz"] == 4  # bounded retries
+    assert summary.items_written == len(GOOD) - 1
+    assert [(e["path"], e["error_transient"]) for e in errors] == [
+        ("clouds/lidar/autzen_trim.laz", 1)
+    ]
+    assert "Remote I/O error" in errors[0]["error"]
+    # The mount recovers: the next pass looks again at the file it could not read.
+    source.failures.clear()
+    with Manifest.open_writer(settings.manifest_path) as db:
+        again = SyncPass(settings, db, source=source).run()
+    assert again.errors == 0 and again.items_written == 1
