@@ -418,3 +418,12 @@ def test_transient_io_errors_are_retried_then_recorded_then_picked_up(real_tree,
     with Manifest.open_writer(settings.manifest_path) as db:
         again = SyncPass(settings, db, source=source).run()
     assert again.errors == 0 and again.items_written == 1
+
+
+def test_symlink_loop_is_reported_not_followed_forever(real_tree, tmp_path):
+    (real_tree / "rasters" / "loop").symlink_to(real_tree, target_is_directory=True)
+    (real_tree / "dangling.tif").symlink_to(tmp_path / "nowhere.tif")
+    summary = _quick(real_tree, tmp_path)
+    assert summary.added == len(GOOD) and summary.errors == 0
+    assert "rasters/loop: symlink loop, not followed" in summary.listing_problems
+    assert "dangling.tif: broken symlink, skipped" in summary.listing_problems
