@@ -427,3 +427,17 @@ def test_symlink_loop_is_reported_not_followed_forever(real_tree, tmp_path):
     assert summary.added == len(GOOD) and summary.errors == 0
     assert "rasters/loop: symlink loop, not followed" in summary.listing_problems
     assert "dangling.tif: broken symlink, skipped" in summary.listing_problems
+
+
+def test_files_younger_than_settle_time_are_deferred(copy_testdata, tmp_path):
+    import dataclasses
+
+    src = copy_testdata("elev.tif", "RGB.byte.tif", dest=tmp_path / "fresh")
+    _age(src)
+    (src / "elev.tif").touch()  # being written right now
+    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "stacsync.db")
+    settings = dataclasses.replace(settings, settle_seconds=30)
+    summary = rescan(settings)
+    assert (summary.added, summary.deferred) == (1, 1)
+    _age(src)
+    assert rescan(settings).added == 1
