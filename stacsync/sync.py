@@ -73,7 +73,7 @@ class _Work:
     """One file that needs a checksum and/or an extraction."""
 
     entry: SourceEntry
-    placement: Placement
+    placement: Placement | None  # None: known file, placed only if its content changed
     old: FileRow | None
     crs: str | None
     checksum_first: bool  # known file: hash before deciding whether to extract
@@ -216,6 +216,12 @@ class SyncPass:
             if old is not None and not _needs_look(old, entry):
                 summary.unchanged += 1
                 continue
+            if self._checksum_decides(old):
+                # Most such files turn out touched: place them (which may read a metadata
+                # table) only once the checksum says their content changed.
+                crs = self.collections[old.collection_id].crs
+                work.append(_Work(entry, None, old, crs, checksum_first=True))
+                continue
             placement = self.layout.place(path)
             if placement is None:
                 self._record_unmatched(entry, old, now_ns, summary)
@@ -227,18 +233,19 @@ class SyncPass:
         self._remove_missing(listing, rows, summary)
         return work
 
-    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> _Work:
-        collection = self.collections[placement.collection_id]
-        return _Work(
-            entry=entry,
-            placement=placement,
-            old=old,
-            crs=collection.crs,
-            checksum_first=old is not None
+    def _checksum_decides(self, old: FileRow | None) -> bool:
+        """A known good file with a stored checksum: its checksum says touched or modified."""
+        return (
+            old is not None
             and old.status == FileState.OK
             and old.checksum is not None
-            and self.settings.checksum != "none",
+            and old.collection_id in self.collections
+            and self.settings.checksum != "none"
         )
+
+    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> _Work:
+        collection = self.collections[placement.collection_id]
+        return _Work(entry, placement, old, collection.crs, checksum_first=False)
 
     def _record_unmatched(
         self, entry: SourceEntry, old: FileRow | None, now_ns: int, summary: PassSummary
@@ -353,7 +360,7 @@ class SyncPass:
             summary.added += 1
         else:
             summary.modified += 1
-        p = work.placement
+        p = work.placement or self._place_known(old)
         status, error = FileState.OK, result.error
         if error is None:
             owner = self.db.asset_slot_owner(p.collection_id, p.item_id, p.asset_key)
@@ -391,6 +398,17 @@ class SyncPass:
                 "scanned_ns": scanned_ns,
             }
         )
+
+    def _place_known(self, old: FileRow) -> Placement:
+        """Where a known file goes now; its old place if the layout disagrees mid-pass.
+
+        The layout fingerprint was checked at the start of this pass, so a disagreement can
+        only come from a table edited during the pass; the next pass re-places everything.
+        """
+        placement = self.layout.place(old.path)
+        if placement is not None and placement.placed:
+            return placement
+        return Placement(old.collection_id, old.item_id, old.asset_key, None, {}, None)
 
     # -- config and metadata-table changes -----------------------------------------------
 
