@@ -50,7 +50,9 @@ class LocalOutput:
         return target
 
     def exists(self, relpath: str) -> bool:
-        return self.path(relpath).is_file()
+        # Called for every item on every pass: a plain stat, no resolve(); reading cannot
+        # escape the root in any way that matters, and every write still goes through path().
+        return os.path.isfile(os.path.join(self.root, relpath))
 
     def write(self, relpath: str, data: bytes) -> None:
         with self.open_atomic(relpath) as out:

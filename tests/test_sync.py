@@ -441,3 +441,13 @@ def test_files_younger_than_settle_time_are_deferred(copy_testdata, tmp_path):
     assert (summary.added, summary.deferred) == (1, 1)
     _age(src)
     assert rescan(settings).added == 1
+
+
+def test_output_inside_the_source_is_never_listed(real_tree, tmp_path):
+    out = real_tree / "stac"
+    (out / "junk").mkdir(parents=True)
+    shutil.copyfile(real_tree / "rasters" / "elev.tif", out / "junk" / "copy.tif")
+    summary = rescan(source=real_tree, output=out, manifest=tmp_path / "stacsync.db")
+    assert summary.added == len(GOOD)
+    with Manifest.open_reader(tmp_path / "stacsync.db") as db:
+        assert not db.files(glob="stac/*")

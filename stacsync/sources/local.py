@@ -31,7 +31,8 @@ class LocalSource:
         self.root = Path(root)
         self._scandir = scandir  # a parameter so tests can make folders fail to list
         self.include = include
-        self._prune = {str(Path(p).resolve()) for p in prune}
+        self._prune_paths = tuple(prune)
+        self._prune: set[tuple[int, int]] = set()
 
     def list(self) -> Listing:
         listing = Listing()
@@ -45,6 +46,14 @@ class LocalSource:
             listing.failed_dirs.append("")
             listing.problems.append(f"{self.root}: source is not a folder")
             return listing
+        # Folders to skip are known by (device, inode): no realpath() per folder walked.
+        self._prune = set()
+        for path in self._prune_paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            self._prune.add((st.st_dev, st.st_ino))
         self._walk(str(self.root), "", {(top.st_dev, top.st_ino)}, listing)
         return listing
 
@@ -69,8 +78,6 @@ class LocalSource:
                 self._add_file(child, rel, listing)
 
     def _enter(self, child: os.DirEntry, rel: str, ancestors: set, listing: Listing) -> None:
-        if os.path.realpath(child.path) in self._prune:
-            return
         try:
             st = child.stat()
         except OSError as exc:
@@ -78,6 +85,8 @@ class LocalSource:
             listing.problems.append(f"{rel}: cannot stat folder: {exc.strerror}")
             return
         key = (st.st_dev, st.st_ino)
+        if key in self._prune:
+            return
         if key in ancestors:
             listing.problems.append(f"{rel}: symlink loop, not followed")
             return
