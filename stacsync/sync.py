@@ -448,7 +448,10 @@ class SyncPass:
             self.db.mark_item_dirty(placement.collection_id, placement.item_id)
 
     def _layout_fingerprint(self) -> str:
-        parts = [repr(self.settings)]
+        # Only what decides where files go and what items say; not workers, settle time or
+        # the catalog's title (a change there must not re-place every file).
+        s = self.settings
+        parts = [repr((s.source_path, s.public_url, s.href_rewrites, s.collections))]
         for table in self.layout.table_files():
             try:
                 st = table.stat()
