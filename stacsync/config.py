@@ -254,6 +254,39 @@ SECTIONS: tuple[Section, ...] = (
         (Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),),
     ),
     Section(
+        "daemon",
+        "Only read by `stacsync run` (see docs/daemon.md); `rescan` ignores it.",
+        (
+            Key(
+                "watch",
+                "choice",
+                "auto",
+                "`events` (inotify), `poll` (stat-diff every `poll_seconds`), or `auto`: poll "
+                "on FUSE/NFS/SMB mounts, which send no events for changes made elsewhere.",
+                choices=("auto", "events", "poll"),
+            ),
+            Key(
+                "settle_seconds",
+                "seconds",
+                30,
+                "A changed file must keep the same size and mtime this long before it is read.",
+            ),
+            Key("poll_seconds", "seconds", 120, "Seconds between stat-diff passes when polling."),
+            Key(
+                "reconcile_seconds",
+                "seconds",
+                3600,
+                "Seconds between full passes while following events (events can be lost).",
+            ),
+            Key(
+                "ignore",
+                "globs",
+                [".*", "*.part", "*~", "*.tmp", "*.crdownload"],
+                "File names never taken as change hints (writers' temporary files).",
+            ),
+        ),
+    ),
+    Section(
         "href_rewrite",
         "Maps local paths of asset files to public URLs (first matching prefix wins; the "
         "prefix matches whole path components). Files under no prefix keep their local path.",
