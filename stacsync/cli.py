@@ -346,6 +346,69 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+# -- run ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--config", "-c", required=True, type=click.Path(path_type=Path), help="TOML config.")
+@click.option(
+    "--watch",
+    type=click.Choice(["auto", "events", "poll"]),
+    help="How to notice changes (overrides [daemon] watch; auto polls FUSE/NFS/SMB mounts).",
+)
+@click.option(
+    "--settle-seconds",
+    type=click.FloatRange(min=0),
+    help="A changed file must keep its size and mtime this long before a pass (default 30).",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.1),
+    help="Seconds between stat-diff passes when polling (default 120).",
+)
+@click.option(
+    "--reconcile-seconds",
+    type=click.FloatRange(min=0.1),
+    help="Seconds between full reconciles while watching events (default 3600).",
+)
+@_library_errors
+def run(
+    config: Path,
+    watch: str | None,
+    settle_seconds: float | None,
+    poll_seconds: float | None,
+    reconcile_seconds: float | None,
+) -> None:
+    """Keep the catalog in sync until stopped: a full pass, then follow changes.
+
+    Takes the manifest lock (a second `run` on the same manifest exits 3), runs one full
+    pass, then watches the source (inotify events, or polling on FUSE/NFS/SMB mounts) and
+    runs a pass on each batch of settled changes, plus a full reconcile every hour. One log
+    line per pass on stderr. SIGTERM/SIGINT stop after the current commit (exit 0), SIGHUP
+    reloads the config (a bad one is reported and the old one kept), SIGUSR1 asks for a full
+    pass now. Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.
+    """
+    from stacsync.daemon import Daemon, JournalFormatter, stderr_is_journal
+
+    root = click.get_current_context().find_root().params
+    if not root.get("quiet") and not root.get("verbose"):
+        # One line per pass from the daemon, which names what triggered it; the pass's own
+        # line would repeat it.
+        logging.getLogger("stacsync").setLevel(logging.INFO)
+        logging.getLogger("stacsync.sync").setLevel(logging.WARNING)
+    if stderr_is_journal():
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter())
+    overrides = {
+        "watch": watch,
+        "settle_seconds": settle_seconds,
+        "poll_seconds": poll_seconds,
+        "reconcile_seconds": reconcile_seconds,
+    }
+    daemon = Daemon(config, overrides={k: v for k, v in overrides.items() if v is not None})
+    daemon.run()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stacsync")
