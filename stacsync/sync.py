@@ -373,7 +373,7 @@ class SyncPass:
             status = FileState.ERROR
             if old is None or old.status != FileState.ERROR:
                 summary.new_errors += 1
-            log.warning("%s", error)
+            log.warning("%s (%s)", error, entry.path)
         if old is not None and old.item_id:
             self.db.mark_item_dirty(old.collection_id, old.item_id)
         if p.item_id:
