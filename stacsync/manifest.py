@@ -424,6 +424,11 @@ class Manifest:
             (key, value),
         )
 
+    def last_pass_unfinished(self) -> bool:
+        """True when the previous pass started but never finished (a crash or a kill)."""
+        row = self.conn.execute("SELECT finished FROM pass ORDER BY id DESC LIMIT 1").fetchone()
+        return row is not None and row[0] is None
+
     def begin_pass(self) -> int:
         with self.transaction():
             cur = self.conn.execute("INSERT INTO pass (started) VALUES (?)", (now_iso(),))

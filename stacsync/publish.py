@@ -33,10 +33,12 @@ class LocalOutput:
             raise OutputError(f"output {self.root}: exists and is not a folder")
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise OutputError(f"output {self.root}: folder is not writable by this user")
-        self._sweep_temp_files()
 
-    def _sweep_temp_files(self) -> None:
-        # Left behind only by a crash between write and rename; never visible to readers.
+    def sweep_temp_files(self) -> None:
+        """Remove temp files a crash left between write and rename (never seen by readers).
+
+        It walks the whole output, so callers do it only after a pass that did not finish.
+        """
         for tmp in self.root.rglob(f"{TEMP_PREFIX}*"):
             with contextlib.suppress(OSError):
                 tmp.unlink()

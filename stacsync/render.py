@@ -52,12 +52,23 @@ class Renderer:
         self.links = stac.Links(settings.public_url)
         self.collections = {c.id: c for c in settings.collections}
 
-    def render(self, summary: PassSummary) -> None:
+    def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
+        """Render dirty items, then the files that summarise them when anything changed.
+
+        Collections and the catalog are re-rendered (and written if their bytes differ) only
+        when items changed, the settings that shape them changed, or a file is missing: a
+        collection lists every item, so rendering it is work proportional to the catalog.
+        """
         self._mark_missing_items_dirty()
         touched = self._render_items(summary)
-        self._render_collections(summary)
-        summary.catalog_written = self._render_catalog()
+        if touched or settings_changed or self._summary_file_missing():
+            self._render_collections(summary)
+            summary.catalog_written = self._render_catalog()
         summary.index_written = self._render_index(force=touched)
+
+    def _summary_file_missing(self) -> bool:
+        paths = [self.stac.catalog_path(), *map(self.stac.collection_path, self.collections)]
+        return not all(self.output.exists(p) for p in paths)
 
     # -- items ---------------------------------------------------------------------------
 

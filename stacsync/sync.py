@@ -162,6 +162,8 @@ class SyncPass:
         """
         started = time.monotonic()
         self.output.check_writable()
+        if self.db.last_pass_unfinished():
+            self.output.sweep_temp_files()
         summary = PassSummary(output=str(self.settings.output_path))
         pass_id = self.db.begin_pass()
         listing = self.source.list() if paths is None else self._stat_only(paths)
@@ -173,7 +175,8 @@ class SyncPass:
             rows = self.db.file_rows()
         work = self._diff(listing, rows, summary)
         self._process(work, summary)
-        Renderer(self.settings, self.db, self.output, self.layout, self.source).render(summary)
+        renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
+        renderer.render(summary, settings_changed=self._settings_changed())
         summary.errors = len(self.db.errors())
         summary.files_without_rows = len(self.db.problems())
         summary.table_rows_without_files = self._unused_rows(
@@ -446,6 +449,17 @@ class SyncPass:
         )
         if placement.item_id:
             self.db.mark_item_dirty(placement.collection_id, placement.item_id)
+
+    def _settings_changed(self) -> bool:
+        """True when anything that shapes collections or the catalog changed since last pass."""
+        s = self.settings
+        shaping = (s.catalog_id, s.catalog_title, s.catalog_description, s.public_url)
+        fingerprint = hashlib.sha256(repr((shaping, s.collections)).encode()).hexdigest()
+        if self.db.get_state("render_fingerprint") == fingerprint:
+            return False
+        with self.db.transaction():
+            self.db.set_state("render_fingerprint", fingerprint)
+        return True
 
     def _layout_fingerprint(self) -> str:
         # Only what decides where files go and what items say; not workers, settle time or

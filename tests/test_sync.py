@@ -232,6 +232,7 @@ def test_crash_leftovers_are_repaired(real_tree, tmp_path):
     (out / "index.geojson").write_text('{"type": "FeatureCol')  # half-written by someone
     with sqlite3.connect(tmp_path / "stacsync.db") as conn:  # a crash between commit and render
         conn.execute("UPDATE item SET dirty = 1")
+        conn.execute("UPDATE pass SET finished = NULL WHERE id = (SELECT max(id) FROM pass)")
     (item.parent / ".stacsync-tmp-abc").write_text("partial")
     _quick(real_tree, tmp_path)
     assert catalog_bytes(out) == clean
