@@ -981,7 +981,8 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
     )
 
 
-def _parse_document(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The parsed config document; ConfigError for a missing, unreadable or malformed file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1008,7 +1009,7 @@ def settings_from_dict(
 def load_settings(path: Path) -> Settings:
     """Read and check a TOML config file; raise ConfigError naming every wrong key."""
     path = Path(os.path.expanduser(path)).absolute()
-    document = _parse_document(path)
+    document = read_toml(path)
     return settings_from_dict(document, path.parent, path)
 
 

@@ -15,13 +15,12 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from stacsync.config import Settings, is_included, settings_from_dict
+from stacsync.config import Settings, is_included, read_toml, settings_from_dict
 from stacsync.errors import ConfigError, StacsyncError
 from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
@@ -74,7 +73,7 @@ def load_daemon_config(
     `Settings` carries no daemon options (a pass does not need them), so they are read here.
     """
     path = Path(os.path.expanduser(path)).absolute()
-    document = _read_toml(path)
+    document = read_toml(path)
     raw = document.pop("daemon", {})
     errors: list[str] = []
     settings = None
@@ -86,19 +85,6 @@ def load_daemon_config(
     if errors or settings is None:
         raise ConfigError("\n".join(errors))
     return settings, options
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
 
 
 def _options(raw: Any, overrides: dict[str, Any], errors: list[str]) -> DaemonOptions:
