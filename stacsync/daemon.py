@@ -216,15 +216,6 @@ class GuardedSource:
         return self.inner.local_path(relpath)
 
 
-def local_source(settings: Settings) -> Source:
-    """The source a pass over `settings` uses (as SyncPass builds it by default)."""
-    return LocalSource(
-        settings.source_path,
-        include=lambda p: is_included(settings, p),
-        prune=(settings.output_path,),
-    )
-
-
 # -- the loop --------------------------------------------------------------------------------
 
 
@@ -269,7 +260,7 @@ class Daemon:
         *,
         overrides: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
-        source_factory: SourceFactory = local_source,
+        source_factory: SourceFactory = LocalSource.for_settings,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
     ):
         self.config_path = Path(config_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stacsync.checksum import checksum_stream
-from stacsync.config import Settings, load_settings, quick_settings
+from stacsync.config import Settings, is_included, load_settings, quick_settings
 from stacsync.errors import ExtractError, StacsyncError
 from stacsync.extract import TransientIOError, extract_file, is_transient, retrying
 from stacsync.layout import Layout, Placement
@@ -139,18 +139,9 @@ class SyncPass:
         self.db = manifest
         self.layout = Layout(settings)
         self.output = output or LocalOutput(settings.output_path)
-        self.source = source or LocalSource(
-            settings.source_path,
-            include=self._include,
-            prune=(settings.output_path,),
-        )
+        self.source = source or LocalSource.for_settings(settings)
         self.progress = progress or (lambda phase, done, total: None)
         self.collections = {c.id: c for c in settings.collections}
-
-    def _include(self, relpath: str) -> bool:
-        from stacsync.config import is_included
-
-        return is_included(self.settings, relpath)
 
     # -- the pass ------------------------------------------------------------------------
 
@@ -176,7 +167,12 @@ class SyncPass:
         work = self._diff(listing, rows, summary)
         self._process(work, summary)
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
-        renderer.render(summary, settings_changed=self._settings_changed())
+        shaping = self._render_fingerprint()
+        renderer.render(
+            summary, settings_changed=self.db.get_state("render_fingerprint") != shaping
+        )
+        with self.db.transaction():  # only once rendered: a crash before must redo it
+            self.db.set_state("render_fingerprint", shaping)
         summary.errors = len(self.db.errors())
         summary.files_without_rows = len(self.db.problems())
         summary.table_rows_without_files = self._unused_rows(
@@ -198,7 +194,7 @@ class SyncPass:
                 listing.failed_dirs.append(path)
                 listing.problems.append(f"{path}: cannot stat: {exc.strerror or exc}")
                 continue
-            if entry is not None and self._include(path):
+            if entry is not None and is_included(self.settings, path):
                 listing.entries[path] = entry
         return listing
 
@@ -432,9 +428,8 @@ class SyncPass:
         return True
 
     def _replace(self, row: FileRow) -> None:
+        """Re-place one file; the caller has already marked every existing item dirty."""
         placement = self.layout.place(row.path)
-        if row.item_id:
-            self.db.mark_item_dirty(row.collection_id, row.item_id)
         if placement is None or not placement.placed or row.status != FileState.OK:
             # Unmatched or failed files get a fresh look (a new crs or match may fix them).
             self.db.update_file(row.path, status=FileState.PENDING.value)
@@ -450,16 +445,11 @@ class SyncPass:
         if placement.item_id:
             self.db.mark_item_dirty(placement.collection_id, placement.item_id)
 
-    def _settings_changed(self) -> bool:
-        """True when anything that shapes collections or the catalog changed since last pass."""
+    def _render_fingerprint(self) -> str:
+        """A hash of the settings that shape collections and the catalog."""
         s = self.settings
         shaping = (s.catalog_id, s.catalog_title, s.catalog_description, s.public_url)
-        fingerprint = hashlib.sha256(repr((shaping, s.collections)).encode()).hexdigest()
-        if self.db.get_state("render_fingerprint") == fingerprint:
-            return False
-        with self.db.transaction():
-            self.db.set_state("render_fingerprint", fingerprint)
-        return True
+        return hashlib.sha256(repr((shaping, s.collections)).encode()).hexdigest()
 
     def _layout_fingerprint(self) -> str:
         # Only what decides where files go and what items say; not workers, settle time or

@@ -20,7 +20,6 @@ from stacsync.daemon import (
     GuardedSource,
     JournalFormatter,
     load_daemon_config,
-    local_source,
     stderr_is_journal,
 )
 from stacsync.errors import ConfigError
@@ -28,6 +27,7 @@ from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
 from stacsync.records import SourceEntry
 from stacsync.sources import Listing
+from stacsync.sources.local import LocalSource
 from stacsync.watch import EventWatcher, Mount, Settler, needs_polling, polled_mounts, read_mounts
 
 # -- settling --------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def flaky_daemon(copy_testdata, tmp_path):
     holder: dict[str, FlakySource] = {}
 
     def factory(settings):
-        holder["source"] = FlakySource(local_source(settings))
+        holder["source"] = FlakySource(LocalSource.for_settings(settings))
         return holder["source"]
 
     daemon = Daemon(

@@ -5,6 +5,7 @@ Unreadable folders, symlink loops and files that vanish mid-walk are recorded, n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat as stat_module
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from stacsync.config import Settings, is_included
 from stacsync.records import SourceEntry
 from stacsync.sources import Listing
 
@@ -33,6 +35,15 @@ class LocalSource:
         self.include = include
         self._prune_paths = tuple(prune)
         self._prune: set[tuple[int, int]] = set()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LocalSource:
+        """The source a pass over `settings` reads: include/exclude applied, output pruned."""
+        return cls(
+            settings.source_path,
+            include=functools.partial(is_included, settings),
+            prune=(settings.output_path,),
+        )
 
     def list(self) -> Listing:
         listing = Listing()
