@@ -281,16 +281,14 @@ class Manifest:
 
     def item_files(self, collection_id: str, item_id: str) -> list[sqlite3.Row]:
         """The good files of one item, in a stable order."""
-        self.conn.row_factory = sqlite3.Row
-        try:
-            return self.conn.execute(
-                "SELECT path, size, content_mtime_ns, checksum, asset_key, meta_json"
-                " FROM asset_file"
-                " WHERE collection_id = ? AND item_id = ? AND status = ? ORDER BY asset_key, path",
-                (collection_id, item_id, FileState.OK.value),
-            ).fetchall()
-        finally:
-            self.conn.row_factory = None
+        cur = self.conn.cursor()
+        cur.row_factory = sqlite3.Row  # on this cursor only, not the shared connection
+        return cur.execute(
+            "SELECT path, size, content_mtime_ns, checksum, asset_key, meta_json"
+            " FROM asset_file"
+            " WHERE collection_id = ? AND item_id = ? AND status = ? ORDER BY asset_key, path",
+            (collection_id, item_id, FileState.OK.value),
+        ).fetchall()
 
     def asset_slot_owner(self, collection_id: str, item_id: str, asset_key: str) -> str | None:
         """The path already holding (collection, item, asset key), if any."""
