@@ -85,6 +85,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             FROM item i;
         """,
     ),
+    (
+        "index feature per item",
+        # The item's line of index.geojson, kept so that writing the index streams stored
+        # text instead of parsing and re-serialising every item on each change.
+        "ALTER TABLE item ADD COLUMN feature TEXT;",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -386,10 +392,14 @@ class Manifest:
             )
         )
 
-    def iter_item_json(self) -> Iterator[tuple[str, str, str]]:
-        """(collection, item, json) of every rendered item, streamed in id order."""
+    def iter_index_features(self) -> Iterator[tuple[str, str, str | None, str]]:
+        """(collection, item, index feature or None, item json) of every rendered item.
+
+        Streamed in id order; the feature is None for items rendered before it was stored.
+        """
         yield from self.conn.execute(
-            "SELECT collection_id, item_id, json FROM item WHERE json IS NOT NULL ORDER BY 1, 2"
+            "SELECT collection_id, item_id, feature, json FROM item"
+            " WHERE json IS NOT NULL ORDER BY 1, 2"
         )
 
     # -- other catalog files, state and passes -------------------------------------------

@@ -125,6 +125,7 @@ class Renderer:
             {
                 "json": data.decode("utf-8"),
                 "json_hash": digest,
+                "feature": self.stac.feature_line(self._index_feature(item)),
                 "west": west,
                 "south": south,
                 "east": east,
@@ -233,15 +234,20 @@ class Renderer:
         hasher = _HashingWriter()
         with self.output.open_atomic(path) as out:
             hasher.target = out
-            self.stac.write_index(self._features(), hasher)
+            self.stac.write_index(self._feature_lines(), hasher)
         with self.db.transaction():
             self.db.set_written_hash(path, hasher.hexdigest())
         return True
 
-    def _features(self):
-        for cid, iid, text in self.db.iter_item_json():
-            href = self.links.href(self.stac.INDEX_PATH, self.stac.item_path(cid, iid))
-            yield self.stac.index_feature(json.loads(text), href)
+    def _feature_lines(self):
+        for _cid, _iid, line, text in self.db.iter_index_features():
+            yield line or self.stac.feature_line(self._index_feature(json.loads(text)))
+
+    def _index_feature(self, item: dict[str, Any]) -> dict[str, Any]:
+        href = self.links.href(
+            self.stac.INDEX_PATH, self.stac.item_path(item["collection"], item["id"])
+        )
+        return self.stac.index_feature(item, href)
 
 
 class _HashingWriter:

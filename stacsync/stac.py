@@ -470,14 +470,18 @@ def index_feature(item: Mapping[str, Any], href: str) -> dict[str, Any]:
     return feature
 
 
-def write_index(features: Iterable[Mapping[str, Any]], out: BinaryIO) -> None:
-    """Write a GeoJSON FeatureCollection one feature per line, never holding them all."""
+def feature_line(feature: Mapping[str, Any]) -> str:
+    """One index feature as the single line `write_index` writes for it."""
+    return json.dumps(feature, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def write_index(lines: Iterable[str], out: BinaryIO) -> None:
+    """Write a FeatureCollection of `feature_line`s, one per line, never holding them all."""
     out.write(b'{"type":"FeatureCollection","features":[\n')
     separator = b""
-    for feature in features:
+    for line in lines:
         out.write(separator)
-        text = json.dumps(feature, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        out.write(text.encode("utf-8"))
+        out.write(line.encode("utf-8"))
         separator = b",\n"
     out.write(b"\n]}\n")
 

@@ -24,6 +24,7 @@ from stacsync.stac import (
     catalog_path,
     collection_path,
     dumps,
+    feature_line,
     index_feature,
     item_path,
     render_catalog,
@@ -720,7 +721,8 @@ def test_write_index_streams(public: str | None, validator: SchemaValidator) -> 
             item = render_item(item_input(asset("dsm"), item_id=iid), links)
             stored = json.loads(dumps(item))  # the caller streams stored JSON from SQLite
             produced.append(iid)
-            yield index_feature(stored, links.href(INDEX_PATH, item_path("missions", iid)))
+            href = links.href(INDEX_PATH, item_path("missions", iid))
+            yield feature_line(index_feature(stored, href))
 
     write_index(features(), out)
     fc = json.loads(out.getvalue())

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import Recorder, catalog_bytes, validate_catalog
 
+import stacsync.stac
 from stacsync.config import is_included, quick_settings
 from stacsync.demo import demo_config_toml, make_demo_tree
 from stacsync.errors import ManifestLockedError
@@ -205,15 +206,40 @@ def test_modify_one_file_in_200_rewrites_one_item(tmp_path, monkeypatch, schema_
     shutil.copyfile(testdata / "RGB.byte.tif", target)  # new bytes, far outside the extent
     os.utime(target, ns=(0, target.stat().st_mtime_ns - 30 * 10**9))
     rec = Recorder(monkeypatch, tree.root)
+    features = _count_calls(monkeypatch, stacsync.stac, "index_feature")
     summary = rescan(config)
     assert summary.modified == 1 and summary.unchanged == len(tree.files) - 1
     assert rec.extracted == [str(target)]
+    assert len(features) == 1  # the index streams the other items' stored lines
     assert rec.written_items == [f"ofo-missions/{mission}/{mission}.json"]
     assert summary.items_written == 1
     assert rec.written["index.geojson"] == 1
     assert rec.written["ofo-missions/collection.json"] == 1  # the footprint grew the extent
     assert "catalog.json" not in rec.written  # it lists collections, which did not change
     validate_catalog(tmp_path / "catalog", schema_root)
+
+
+def test_index_is_rebuilt_from_item_json_when_no_line_is_stored(real_tree, tmp_path):
+    _quick(real_tree, tmp_path)
+    index = tmp_path / "catalog" / "index.geojson"
+    clean = index.read_bytes()
+    with sqlite3.connect(tmp_path / "stacsync.db") as conn:  # as after the v2 migration
+        conn.execute("UPDATE item SET feature = NULL")
+    index.unlink()
+    _quick(real_tree, tmp_path)
+    assert index.read_bytes() == clean
+
+
+def _count_calls(monkeypatch, module, name: str) -> list:
+    calls: list = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
 
 
 def test_output_is_deterministic(real_tree, tmp_path):
