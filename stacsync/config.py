@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -62,6 +62,23 @@ class CollectionConfig:
 
 
 @dataclass(frozen=True)
+class IrodsSettings:
+    """The `[irods]` table: how stacsync uses an iRODS source or output."""
+
+    anonymous: bool = False
+    compute_checksums: bool = False
+    public_read: bool = True
+    public_user: str = "anonymous"
+    public_zone: str | None = None  # None: the output collection's own zone
+    dav_url: str = "https://data.cyverse.org/dav-anon"
+    clock_skew_seconds: float = 300.0
+
+    def public_href(self, logical_path: str) -> str:
+        """The anonymous web address of an iRODS path (`/iplant/home/...`)."""
+        return self.dav_url + quote(logical_path, safe="/~")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything one stacsync run needs to know, with paths already absolute."""
 
@@ -80,6 +97,12 @@ class Settings:
     workers: int
     collections: tuple[CollectionConfig, ...]
     config_path: Path | None
+    # iRODS: when set, the source/output is that collection and source_path/output_path hold
+    # the same logical path (for labels and relative paths only; never walked locally).
+    source_irods: str | None = None
+    output_irods: str | None = None
+    irods: IrodsSettings = field(default_factory=IrodsSettings)
+    parent_catalog: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +138,8 @@ KIND_DOCS: dict[str, str] = {
     "column": "column name",
     "columns": "list of column names",
     "strftime": "strptime format",
+    "bool": "true or false",
+    "irods_path": "absolute iRODS path (`/zone/home/...`)",
 }
 
 
@@ -172,7 +197,21 @@ SECTIONS: tuple[Section, ...] = (
         "source",
         "Where the data files live.",
         (
-            Key("path", "path", REQUIRED, "Folder holding the data files.", "/data/drone"),
+            Key(
+                "path",
+                "path",
+                None,
+                "Folder holding the data files. Give this or `irods`.",
+                "/data/drone",
+            ),
+            Key(
+                "irods",
+                "irods_path",
+                None,
+                "iRODS collection holding the data files, instead of `path` (see docs/irods.md; "
+                "the connection comes from ~/.irods or the environment, never from here).",
+                "/iplant/home/shared/ofo/public",
+            ),
             Key(
                 "include",
                 "globs",
@@ -204,14 +243,39 @@ SECTIONS: tuple[Section, ...] = (
         "output",
         "Where the catalog JSON is written.",
         (
-            Key("path", "path", REQUIRED, "Folder the catalog is written to.", "/data/stac"),
+            Key(
+                "path",
+                "path",
+                None,
+                "Folder the catalog is written to. Give this or `irods`.",
+                "/data/stac",
+            ),
+            Key(
+                "irods",
+                "irods_path",
+                None,
+                "iRODS collection the catalog is published to, instead of `path`: files go up "
+                "under a temporary name and are renamed, and the collection is opened to "
+                "anonymous read (see `[irods]`).",
+                "/iplant/home/shared/ofo/public/stac",
+            ),
             Key(
                 "public_url",
                 "url",
                 None,
                 "URL at which `output.path` is served. When set, catalog links are absolute "
-                "URLs under it; otherwise they are relative.",
+                "URLs under it; otherwise they are relative. With `output.irods` it defaults "
+                "to the collection's address under `irods.dav_url`.",
                 "https://data.cyverse.org/dav-anon/iplant/home/USER/stac",
+            ),
+            Key(
+                "parent_catalog",
+                "str",
+                None,
+                "A parent `catalog.json` that gets a `child` link to this catalog, once (a "
+                "local path, or an iRODS path when `output.irods` is set). Skipped with a "
+                "warning when it cannot be written.",
+                "/iplant/home/shared/ofo/public/catalog.json",
             ),
         ),
     ),
@@ -252,6 +316,56 @@ SECTIONS: tuple[Section, ...] = (
         "extract",
         "Header extraction.",
         (Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),),
+    ),
+    Section(
+        "irods",
+        "How an iRODS source or output is used (only read when `source.irods` or "
+        "`output.irods` is set).",
+        (
+            Key(
+                "anonymous",
+                "bool",
+                False,
+                "Read the source as user `anonymous` (public collections; no password). The "
+                "output always needs a real account.",
+            ),
+            Key(
+                "compute_checksums",
+                "bool",
+                False,
+                "Ask the server to compute the checksum of an object that has none, rather "
+                "than reading its bytes (costs the server a full read of each such object).",
+            ),
+            Key(
+                "public_read",
+                "bool",
+                True,
+                "Give `public_user` read access to the output collection, recursively and "
+                "inherited by files written later; never to the source or any parent.",
+            ),
+            Key("public_user", "str", "anonymous", "The user that public read is given to."),
+            Key(
+                "public_zone",
+                "str",
+                None,
+                "Zone of `public_user`; default the output collection's zone.",
+                "iplant",
+            ),
+            Key(
+                "dav_url",
+                "url",
+                "https://data.cyverse.org/dav-anon",
+                "Web address that serves iRODS paths anonymously: `/iplant/home/x` is "
+                "published as `<dav_url>/iplant/home/x` (asset and catalog hrefs).",
+            ),
+            Key(
+                "clock_skew_seconds",
+                "seconds",
+                300,
+                "Polls ask for objects modified since the last poll minus this margin, so a "
+                "server clock behind ours loses nothing.",
+            ),
+        ),
     ),
     Section(
         "daemon",
@@ -527,6 +641,21 @@ def _source_path(value: Any, key: Key, ctx: _Context) -> Path:
     return _resolve(Path(os.path.expanduser(_nonempty(value, key, ctx))), ctx.source_dir)
 
 
+def _bool(value: Any, key: Key, ctx: _Context) -> bool:
+    _expect(value, (bool,), "true or false")
+    return value
+
+
+def _irods_path(value: Any, key: Key, ctx: _Context) -> str:
+    text = _nonempty(value, key, ctx)
+    parts = PurePosixPath(text).parts
+    if not text.startswith("/") or len(parts) < 3:
+        raise ValueError("must be an absolute iRODS path like /zone/home/user/folder")
+    if ".." in parts:
+        raise ValueError("must not contain '..'")
+    return str(PurePosixPath(text))
+
+
 def _resolve(path: Path, base: Path) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
@@ -660,6 +789,8 @@ _CONVERT: dict[str, Callable[[Any, Key, _Context], Any]] = {
     "columns": _strings,
     "strftime": _strftime,
     "any": _any,
+    "bool": _bool,
+    "irods_path": _irods_path,
 }
 
 
@@ -946,7 +1077,11 @@ def _output_exclude(source: Path, output: Path) -> tuple[str, ...]:
     return (glob.escape(rel.as_posix()) + "/*",) if rel.parts else ()
 
 
-def _with_output_excluded(exclude: tuple[str, ...], source: Path, output: Path) -> tuple[str, ...]:
+def _with_output_excluded(
+    exclude: tuple[str, ...], source: Path | None, output: Path | None
+) -> tuple[str, ...]:
+    if source is None or output is None:
+        return exclude
     extra = [p for p in _output_exclude(source, output) if p not in exclude]
     return (*exclude, *extra)
 
@@ -957,19 +1092,25 @@ def _workers(count: int) -> int:
 
 def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Context) -> Settings:
     source, output = values["source"], values["output"]
-    if source["path"] and source["path"] == output["path"]:
+    source_path = _one_of(source, "source", ctx)
+    output_path = _one_of(output, "output", ctx)
+    if source_path is not None and source_path == output_path:
         ctx.error("output.path", "must not be the source folder itself")
+    irods = _build_irods(values["irods"], output["irods"])
+    public_url = output["public_url"]
+    if public_url is None and output["irods"]:
+        public_url = irods.public_href(output["irods"])
     collections = _build_collections(values["collection"], ctx)
     if ctx.errors:
         raise ConfigError("\n".join(ctx.errors))
     return Settings(
-        source_path=source["path"],
-        output_path=output["path"],
+        source_path=source_path,
+        output_path=output_path,
         manifest_path=values["manifest"]["path"],
-        public_url=output["public_url"],
+        public_url=public_url,
         href_rewrites=tuple((r["prefix"], r["to"]) for r in values["href_rewrite"]),
         include=source["include"],
-        exclude=_with_output_excluded(source["exclude"], source["path"], output["path"]),
+        exclude=_with_output_excluded(source["exclude"], source_path, output_path),
         settle_seconds=source["settle_seconds"],
         catalog_id=values["catalog"]["id"],
         catalog_title=values["catalog"]["title"],
@@ -978,6 +1119,36 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
         workers=_workers(values["extract"]["workers"]),
         collections=collections,
         config_path=config_path,
+        source_irods=source["irods"],
+        output_irods=output["irods"],
+        irods=irods,
+        parent_catalog=output["parent_catalog"],
+    )
+
+
+def _one_of(values: dict[str, Any], where: str, ctx: _Context) -> Path | None:
+    """The folder or iRODS collection a `[source]`/`[output]` table names (exactly one)."""
+    local, irods = values["path"], values["irods"]
+    if local is not None and irods is not None:
+        ctx.error(f"{where}.irods", f"give either {where}.path or {where}.irods, not both")
+    elif local is None and irods is None:
+        ctx.error(f"{where}.path", f"required (or {where}.irods for an iRODS collection)")
+    return local if local is not None else (Path(irods) if irods is not None else None)
+
+
+def _build_irods(values: dict[str, Any], output_irods: str | None) -> IrodsSettings:
+    defaults = IrodsSettings()
+    zone = values["public_zone"]
+    if zone is None and output_irods:
+        zone = PurePosixPath(output_irods).parts[1]
+    return IrodsSettings(
+        anonymous=values["anonymous"],
+        compute_checksums=values["compute_checksums"],
+        public_read=values["public_read"],
+        public_user=values["public_user"] or defaults.public_user,
+        public_zone=zone,
+        dav_url=values["dav_url"] or defaults.dav_url,
+        clock_skew_seconds=values["clock_skew_seconds"],
     )
 
 
@@ -1102,7 +1273,10 @@ def is_included(settings: Settings, relpath: str) -> bool:
 
 
 def rewrite_href(settings: Settings, absolute_path: str) -> str:
-    """The public href of a local file: first `href_rewrite` prefix on a component boundary."""
+    """The public href of a source file: first `href_rewrite` prefix on a component boundary.
+
+    With an iRODS source a path under no prefix is published under `irods.dav_url`.
+    """
     for prefix, target in settings.href_rewrites:
         if prefix == "/":
             rest = absolute_path
@@ -1113,6 +1287,8 @@ def rewrite_href(settings: Settings, absolute_path: str) -> str:
         if target.startswith("/"):
             return (target.rstrip("/") + rest) or "/"
         return target + quote(rest, safe="/~")
+    if settings.source_irods is not None:
+        return settings.irods.public_href(absolute_path)
     return absolute_path
 
 

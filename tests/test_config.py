@@ -297,7 +297,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_all_mistakes_reported_at_once(tmp_path: Path) -> None:
     text = BASE.replace('path = "data"\n', "") + '[checksum]\nalgorithm = "md5"\n'
     lines = error_of(tmp_path, text).splitlines()
-    assert lines[0] == "source.path: required"
+    assert "source.path: required (or source.irods for an iRODS collection)" in lines
     assert any(line.startswith("checksum.algorithm:") for line in lines)
 
 
@@ -483,3 +483,67 @@ def test_docs_toml_examples_load(tmp_path: Path) -> None:
     assert len(blocks) >= 2
     for index, block in enumerate(blocks):
         load_settings(write(tmp_path, block, f"docs{index}.toml"))
+
+
+# ---------------------------------------------------------------- iRODS source and output
+
+IRODS = """
+[source]
+irods = "/iplant/home/shared/ofo/public"
+[output]
+irods = "/iplant/home/shared/ofo/public/stac"
+[[collection]]
+id = "c"
+match = '^(?P<item>.+)$'
+"""
+
+
+def test_irods_source_and_output(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, IRODS))
+    assert s.source_irods == "/iplant/home/shared/ofo/public"
+    assert s.output_irods == "/iplant/home/shared/ofo/public/stac"
+    # The output inside the source is never listed as data.
+    assert not is_included(s, "stac/thumb.tif") and is_included(s, "m/ortho.tif")
+    assert s.public_url == "https://data.cyverse.org/dav-anon/iplant/home/shared/ofo/public/stac"
+    assert s.irods.public_zone == "iplant" and s.irods.public_user == "anonymous"
+    assert s.irods.public_read and not s.irods.anonymous
+    href = rewrite_href(s, "/iplant/home/shared/ofo/public/m 1/ortho.tif")
+    assert href == "https://data.cyverse.org/dav-anon/iplant/home/shared/ofo/public/m%201/ortho.tif"
+
+
+def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> None:
+    text = IRODS.replace(
+        'irods = "/iplant/home/shared/ofo/public/stac"',
+        'irods = "/iplant/home/shared/ofo/public/stac"\npublic_url = "https://ofo.example/stac"',
+    ) + '[[href_rewrite]]\nprefix = "/iplant/home/shared/ofo"\nto = "https://ofo.example/data"\n'
+    s = load_settings(write(tmp_path, text))
+    assert s.public_url == "https://ofo.example/stac"
+    assert rewrite_href(s, "/iplant/home/shared/ofo/public/a.tif") == (
+        "https://ofo.example/data/public/a.tif"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda t: t.replace('[source]\n', '[source]\npath = "data"\n'),
+            "source.irods: give either source.path or source.irods, not both",
+        ),
+        (
+            lambda t: t.replace('"/iplant/home/shared/ofo/public"', '"shared/ofo"'),
+            "source.irods: must be an absolute iRODS path like /zone/home/user/folder",
+        ),
+        (
+            lambda t: t.replace("/public/stac", "/public/../stac"),
+            "output.irods: must not contain '..'",
+        ),
+        (lambda t: t + "[irods]\nanonymous = \"yes\"\n", "irods.anonymous: must be true or false"),
+        (
+            lambda t: t.replace('irods = "/iplant/home/shared/ofo/public/stac"', ""),
+            "output.path: required (or output.irods for an iRODS collection)",
+        ),
+    ],
+)
+def test_irods_mistakes_are_named(tmp_path: Path, change, message: str) -> None:
+    assert message in error_of(tmp_path, change(IRODS))
