@@ -409,6 +409,81 @@ def run(
     daemon.run()
 
 
+# -- validate ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("output", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--public-url",
+    "public_urls",
+    multiple=True,
+    metavar="URL",
+    help="A URL OUTPUT is served at: hrefs under it are checked in OUTPUT (repeatable; the "
+    "root catalog's self link is used too).",
+)
+@click.option(
+    "--source-url",
+    "source_urls",
+    multiple=True,
+    metavar="URL=PATH",
+    help="Asset hrefs under URL are files under the local folder PATH (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
+@_library_errors
+def validate(
+    output: Path, public_urls: tuple[str, ...], source_urls: tuple[str, ...], as_json: bool
+) -> None:
+    """Check a published catalog in OUTPUT, offline: schemas, links, asset files, index.
+
+    Walks OUTPUT/catalog.json and every child and item it links (plus any STAC file no link
+    reaches, reported as an orphan), validates each against the packaged STAC schemas and
+    the extensions it declares, checks that every link and asset href leads to an existing
+    file, and that index.geojson lists exactly the items, unchanged. Absolute URLs are
+    mapped to local files with --public-url and --source-url; others are listed as not
+    checked (nothing is downloaded). Prints one line per problem naming the file and the
+    field. Exit 0 when clean, 1 when problems were found, 2 for bad usage.
+    """
+    from stacsync.check import COUNTED, UrlMap, check_catalog, check_url
+
+    try:
+        for url in public_urls:
+            check_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--public-url") from None
+    try:
+        maps = [UrlMap.parse(text) for text in source_urls]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--source-url") from None
+    for url_map in maps:
+        if not url_map.folder.is_dir():
+            raise click.BadParameter(f"{url_map.folder} is not a folder", param_hint="--source-url")
+    progress = _Progress() if (not as_json and sys.stderr.isatty()) else None
+    try:
+        report = check_catalog(output, public_urls=public_urls, source_urls=maps, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        by_site: dict[str, list] = {}
+        for skipped in report.unchecked:
+            by_site.setdefault("/".join(skipped.href.split("/", 3)[:3]), []).append(skipped)
+        for site, skipped in sorted(by_site.items()):
+            click.echo(
+                f"not checked (no network): {len(skipped)} hrefs under {site}, "
+                f"first in {skipped[0].file}: {skipped[0].where}"
+            )
+        counts = ", ".join(f"{report.counts[key]} {key}" for key in COUNTED)
+        verdict = f"{len(report.problems)} problems" if report.problems else "no problems"
+        click.echo(f"{output}: {verdict}; checked {counts}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stacsync")

@@ -1,13 +1,17 @@
 """Validate STAC objects against the offline JSON schemas, never touching the network.
 
-The schema store is a folder laid out by URL with a `urlmap.json` index (see its README).
+The schema store is a folder laid out by URL with a `urlmap.json` index (see its README);
+by default the copy packaged in `stacsync/schemas`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cached_property
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +38,22 @@ class SchemaStoreError(StacsyncError):
     """The offline schema store is missing, broken, or lacks a schema that is referenced."""
 
 
-class SchemaValidator:
-    """Check STAC Items, Collections and Catalogs against core and extension schemas."""
+def packaged_schemas() -> Traversable:
+    """The schema store shipped inside the stacsync package."""
+    return files("stacsync") / "schemas"
 
-    def __init__(self, schema_root: Path) -> None:
-        self.root = Path(schema_root)
+
+class SchemaValidator:
+    """Check STAC Items, Collections and Catalogs against core and extension schemas.
+
+    `schema_root` is a store folder; by default the packaged copy (`packaged_schemas()`).
+    """
+
+    def __init__(self, schema_root: str | os.PathLike[str] | Traversable | None = None) -> None:
+        # A Traversable, not a Path: the package may live in a zip or a wheel cache.
+        self.root: Path | Traversable = (
+            packaged_schemas() if schema_root is None else _as_root(schema_root)
+        )
         urlmap = self.root / "urlmap.json"
         try:
             self._map: dict[str, str] = json.loads(urlmap.read_text(encoding="utf-8"))["map"]
@@ -60,6 +75,11 @@ class SchemaValidator:
             problems.append(
                 f"$: no core schema for type={obj.get('type')!r} "
                 f"stac_version={obj.get('stac_version')!r}"
+            )
+        elif not self.knows(core):
+            problems.append(
+                f"$: no core schema for type={obj.get('type')!r} "
+                f"stac_version={obj.get('stac_version')!r} in the offline schema store"
             )
         else:
             problems.extend(self._check(core, obj))
@@ -98,12 +118,18 @@ class SchemaValidator:
         rel = self._map.get(_strip(uri))
         if rel is None:
             raise SchemaStoreError(f"schema {uri} is not in the offline store {self.root}")
-        path = self.root / rel
+        path = self.root
+        for part in rel.split("/"):  # one segment at a time: zip-backed roots need it
+            path = path / part
         try:
             contents = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise SchemaStoreError(f"cannot read schema {path}: {exc}") from exc
         return Resource.from_contents(contents, default_specification=DRAFT7)
+
+
+def _as_root(root: str | os.PathLike[str] | Traversable) -> Path | Traversable:
+    return Path(root) if isinstance(root, str | os.PathLike) else root
 
 
 def _strip(url: str) -> str:

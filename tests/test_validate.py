@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import csv
+import hashlib
 import json
 import shutil
 import socket
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stacsync.validate import SchemaStoreError, SchemaValidator
+from stacsync import stac
+from stacsync.validate import CORE_SCHEMAS, SchemaStoreError, SchemaValidator, packaged_schemas
 
 PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
@@ -154,3 +157,107 @@ def test_unmapped_reference_is_refused(
 def test_missing_store_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SchemaStoreError, match=r"urlmap\.json"):
         SchemaValidator(tmp_path)
+
+
+# -- the copy packaged in stacsync/schemas -----------------------------------------------
+
+COLLECTION = {
+    "type": "Collection",
+    "stac_version": "1.1.0",
+    "stac_extensions": [stac.SCIENTIFIC_EXT],
+    "id": "plots",
+    "description": "d",
+    "license": "CC-BY-4.0",
+    "sci:citation": "Someone (2024).",
+    "extent": {
+        "spatial": {"bbox": [[-123.0, 36.1, -122.9, 36.2]]},
+        "temporal": {"interval": [["2023-05-25T12:00:00Z", None]]},
+    },
+    "links": [],
+}
+CATALOG = {"type": "Catalog", "stac_version": "1.1.0", "id": "c", "description": "d", "links": []}
+
+
+def _variants() -> list[dict]:
+    """Valid objects and broken ones, each broken in a field some schema checks."""
+    out = [copy.deepcopy(o) for o in (ITEM, COLLECTION, CATALOG)]
+    for path, value in [
+        (("assets", "ortho", "proj:code"), 32610),
+        (("assets", "ortho", "file:checksum"), "NOT-HEX"),
+        (("properties", "datetime"), "yesterday"),
+        (("geometry", "type"), "Polygonal"),
+    ]:
+        broken = copy.deepcopy(ITEM)
+        target = broken
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        out.append(broken)
+    out.append({**copy.deepcopy(COLLECTION), "sci:citation": 7})
+    out.append({**copy.deepcopy(CATALOG), "description": ""})
+    return out
+
+
+def test_default_is_the_packaged_copy() -> None:
+    assert SchemaValidator().root == packaged_schemas()
+
+
+@pytest.mark.parametrize("obj", _variants(), ids=lambda o: o["type"])
+def test_packaged_copy_validates_like_the_shared_store(
+    validator: SchemaValidator, obj: dict, no_network: None
+) -> None:
+    assert SchemaValidator().errors(obj) == validator.errors(obj)
+
+
+def test_packaged_copy_holds_every_schema_stacsync_declares() -> None:
+    packaged = SchemaValidator()
+    for url in (
+        stac.PROJECTION_EXT,
+        stac.RASTER_EXT,
+        stac.EO_EXT,
+        stac.POINTCLOUD_EXT,
+        stac.FILE_EXT,
+        stac.SCIENTIFIC_EXT,
+    ):
+        assert packaged.knows(url), url
+    for kind in ("Feature", "Collection", "Catalog"):
+        assert packaged.knows(CORE_SCHEMAS[(stac.STAC_VERSION, kind)])
+
+
+def test_packaged_copy_never_touches_the_network(no_network: None, item: dict) -> None:
+    packaged = SchemaValidator()
+    index = json.loads((packaged_schemas() / "urlmap.json").read_text(encoding="utf-8"))
+    extensions = [u for u in index["map"] if u.startswith("https://stac-extensions.github.io/")]
+    assert len(extensions) == 6
+    for url in extensions:  # every $ref of every packaged extension resolves offline
+        packaged.errors({**item, "stac_extensions": [url]})
+    assert packaged.errors(item) == []
+
+
+def test_packaged_files_match_their_manifest_and_licences() -> None:
+    root = packaged_schemas()
+    urlmap = json.loads((root / "urlmap.json").read_text(encoding="utf-8"))["map"]
+    rows = list(
+        csv.DictReader(
+            (root / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines(), delimiter="\t"
+        )
+    )
+    assert sorted(r["url"] for r in rows) == sorted(urlmap)
+    for row in rows:
+        assert urlmap[row["url"]] == row["file"]
+        target = root
+        for part in row["file"].split("/"):
+            target = target / part
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == row["sha256"], row["file"]
+    licences = {r["license"].split(" (")[0] for r in rows}
+    assert licences == {"Apache-2.0", "MIT", "MIT OR Apache-2.0"}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in (root / "LICENSES").iterdir()}
+    assert "Apache License" in texts["Apache-2.0.txt"] and "Version 2.0" in texts["Apache-2.0.txt"]
+    assert "Permission is hereby granted" in texts["PROJ-MIT.txt"]
+
+
+def test_packaged_copy_names_an_unpackaged_stac_version() -> None:
+    old = {**CATALOG, "stac_version": "1.0.0"}
+    assert SchemaValidator().errors(old) == [
+        "$: no core schema for type='Catalog' stac_version='1.0.0' in the offline schema store"
+    ]
