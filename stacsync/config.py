@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from stacsync.errors import ConfigError
 from stacsync.ids import safe_id
+from stacsync.mail import MailSettings
 
 # --------------------------------------------------------------------------------------------
 # Typed settings: what the rest of stacsync reads.
@@ -103,6 +104,7 @@ class Settings:
     output_irods: str | None = None
     irods: IrodsSettings = field(default_factory=IrodsSettings)
     parent_catalog: str | None = None
+    notify: MailSettings | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,6 +368,37 @@ SECTIONS: tuple[Section, ...] = (
                 "server clock behind ours loses nothing.",
             ),
         ),
+    ),
+    Section(
+        "notify",
+        "Optional email to the catalog's keeper (SMTP) when a collection is first published "
+        "and when files newly go into error. Sending never fails a pass.",
+        (
+            Key("host", "str", REQUIRED, "SMTP server.", "smtp.example.org"),
+            Key("port", "count", 25, "SMTP port."),
+            Key("from", "str", REQUIRED, "Sender address.", "stacsync@example.org"),
+            Key("to", "strings", REQUIRED, "Recipients.", ["keeper@example.org"]),
+            Key(
+                "starttls",
+                "bool",
+                False,
+                "Upgrade the connection with STARTTLS; required to log in to a server that is "
+                "not this machine.",
+            ),
+            Key("username", "str", None, "SMTP login (with `auth_env`).", "stacsync"),
+            Key(
+                "auth_env",
+                "str",
+                None,
+                "Name of the environment variable holding the SMTP password (the password "
+                "itself never goes in this file).",
+                "STACSYNC_SMTP_PASSWORD",
+            ),
+            Key("timeout", "seconds", 10, "Seconds per SMTP step; a pass waits at most this."),
+            Key("subject_prefix", "str", "[stacsync]", "Start of every subject."),
+            Key("max_listed", "count", 20, "Errors listed in one mail; the rest are counted."),
+        ),
+        optional=True,
     ),
     Section(
         "daemon",
@@ -1101,6 +1134,7 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
     if public_url is None and output["irods"]:
         public_url = irods.public_href(output["irods"])
     collections = _build_collections(values["collection"], ctx)
+    notify = _build_notify(values["notify"], ctx)
     if ctx.errors:
         raise ConfigError("\n".join(ctx.errors))
     return Settings(
@@ -1123,7 +1157,28 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
         output_irods=output["irods"],
         irods=irods,
         parent_catalog=output["parent_catalog"],
+        notify=notify,
     )
+
+
+def _build_notify(values: dict[str, Any] | None, ctx: _Context) -> MailSettings | None:
+    if values is None or any(values[k] is None for k in ("host", "from", "to")):
+        return None  # absent, or a required key already reported
+    mail = MailSettings(
+        host=values["host"],
+        from_addr=values["from"],
+        to_addrs=values["to"],
+        port=values["port"],
+        starttls=values["starttls"],
+        username=values["username"],
+        auth_env=values["auth_env"],
+        timeout=values["timeout"],
+        subject_prefix=values["subject_prefix"],
+        max_listed=values["max_listed"],
+    )
+    for problem in mail.problems():
+        ctx.errors.append(f"notify.{problem}")
+    return mail
 
 
 def _one_of(values: dict[str, Any], where: str, ctx: _Context) -> Path | None:
@@ -1341,7 +1396,13 @@ def _render_key(key: Key, values: dict[str, Any]) -> list[str]:
 def _render_section(section: Section, values: dict[str, Any] | None) -> list[str]:
     header = f"[[{section.name}]]" if section.array else f"[{section.name}]"
     if values is None:
-        return ["", *_comment(section.help), f"# {header}"]
+        if section.free_form or _children(section):
+            return ["", *_comment(section.help), f"# {header}"]
+        # An optional table: shown whole but commented out, ready to switch on.
+        lines = ["", *_comment(section.help), f"# {header}"]
+        for key in section.keys:
+            lines += [f"# {line}" if line[:1] != "#" else line for line in _render_key(key, {})]
+        return lines
     lines = ["", *_comment(section.help), header]
     if section.free_form:
         return lines + [f"{_toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
@@ -1471,7 +1532,8 @@ def example_config(layout: str) -> str:
         "tokens here: iRODS credentials come from ~/.irods or the environment."
     )
     for section in _children(ROOT):
-        section_values = values.get(section.short, [] if section.array else {})
+        absent = [] if section.array else (None if section.optional else {})
+        section_values = values.get(section.short, absent)
         lines += _render_child(section, section_values)
     return "\n".join(lines) + "\n"
 

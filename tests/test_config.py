@@ -547,3 +547,39 @@ def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> N
 )
 def test_irods_mistakes_are_named(tmp_path: Path, change, message: str) -> None:
     assert message in error_of(tmp_path, change(IRODS))
+
+
+# ---------------------------------------------------------------- [notify]
+
+NOTIFY = BASE + """
+[notify]
+host = "localhost"
+port = 2525
+from = "stacsync@example.org"
+to = ["keeper@example.org"]
+"""
+
+
+def test_notify_section(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, BASE)).notify is None
+    mail = load_settings(write(tmp_path, NOTIFY)).notify
+    assert mail is not None
+    assert (mail.host, mail.port, mail.to_addrs) == ("localhost", 2525, ("keeper@example.org",))
+    assert not mail.starttls and mail.username is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace('to = ["keeper@example.org"]\n', ""), "notify.to: required"),
+        (lambda t: t.replace('"keeper@example.org"', '"keeper"'), "notify.to: 'keeper' is not"),
+        (
+            lambda t: t.replace('host = "localhost"', 'host = "smtp.example.org"')
+            + 'username = "me"\nauth_env = "SMTP_PW"\n',
+            "notify.starttls: must be true when logging in to a remote server",
+        ),
+        (lambda t: t + 'password = "x"\n', "notify.password"),
+    ],
+)
+def test_notify_mistakes_are_named(tmp_path: Path, change, message: str) -> None:
+    assert message in error_of(tmp_path, change(NOTIFY))
