@@ -24,10 +24,9 @@ from stacsync.config import Settings, is_included, read_toml, settings_from_dict
 from stacsync.errors import ConfigError, StacsyncError
 from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
-from stacsync.publish import LocalOutput
 from stacsync.records import SourceEntry
-from stacsync.sources import Listing, Source
-from stacsync.sources.local import LocalSource
+from stacsync.sources import IncrementalSource, Listing, Source
+from stacsync.stores import make_output, make_source
 from stacsync.sync import PassSummary, SyncPass
 from stacsync.watch import EventWatcher, Hint, Mount, Settler, mount_of, polled_mounts, read_mounts
 
@@ -215,6 +214,9 @@ class GuardedSource:
     def local_path(self, relpath: str) -> str:
         return self.inner.local_path(relpath)
 
+    def readable_path(self, relpath: str) -> str | None:
+        return self.inner.readable_path(relpath)
+
 
 # -- the loop --------------------------------------------------------------------------------
 
@@ -260,7 +262,7 @@ class Daemon:
         *,
         overrides: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
-        source_factory: SourceFactory = LocalSource.for_settings,
+        source_factory: SourceFactory = make_source,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
     ):
         self.config_path = Path(config_path)
@@ -270,6 +272,7 @@ class Daemon:
         self.stop_grace_seconds = stop_grace_seconds
         self._source_factory = source_factory
         self._source = source_factory(self.settings)
+        self._output: Any = None  # made once the manifest is locked (an iRODS output connects)
         self.db: Manifest | None = None
         self.watcher: EventWatcher | None = None
         self.want_events = False
@@ -285,6 +288,10 @@ class Daemon:
         self._next_full = 0.0
         self._next_reason = "startup"
         self._next_watch_try = 0.0
+        # A source that lists what changed since a time (iRODS) is polled for that between
+        # full passes; full passes then come every reconcile_seconds.
+        self._poll_since: float | None = None
+        self._next_poll = float("inf")
         self._listing_backoff = 0.0  # a source that cannot be listed: full passes come sooner
         self._failure_backoff = 0.0  # a pass that cannot run: every pass waits
         self._quiet_until = 0.0
@@ -314,7 +321,8 @@ class Daemon:
         threading.Thread(target=self._stop_guard, name="stacsync-stop-guard", daemon=True).start()
         try:
             self.open()
-            LocalOutput(self.settings.output_path).check_writable()
+            self._output = make_output(self.settings)
+            self._output.check_writable()
             self._choose_mode()
             self._ensure_watching()
             self.notifier.ready("startup: full pass running")
@@ -361,6 +369,8 @@ class Daemon:
         self._take_hints()
         if time.monotonic() < self._quiet_until:
             return
+        if time.monotonic() >= self._next_poll:
+            self._poll_changes()
         due = self._settler.due()
         if due:
             self._changes_pass(due)
@@ -381,6 +391,7 @@ class Daemon:
             settle = self._settler.next_check()
             if settle is not None:
                 deadlines.append(settle)
+            deadlines.append(self._next_poll - now)
         if self.watcher is None and self.want_events:
             deadlines.append(self._next_watch_try - now)
         if self.notifier.watchdog_seconds:
@@ -392,6 +403,15 @@ class Daemon:
     # -- watching ------------------------------------------------------------------------
 
     def _choose_mode(self) -> None:
+        if isinstance(self._source, IncrementalSource):
+            self._mount, self.want_events = None, False
+            log.info(
+                "polling %s every %g s for changes, full listing every %g s",
+                self.settings.source_irods or self.settings.source_path,
+                self.options.poll_seconds,
+                self.options.reconcile_seconds,
+            )
+            return
         source = self.settings.source_path
         mounts = read_mounts()
         self._mount = mount_of(source, mounts)
@@ -526,6 +546,25 @@ class Daemon:
 
     # -- passes --------------------------------------------------------------------------
 
+    def _poll_changes(self) -> None:
+        """Ask an incremental source what changed since the last poll; hand it to the settler.
+
+        Deletions and same-size-same-mtime overwrites are not seen here: reconciles find them.
+        """
+        source = self._source
+        assert isinstance(source, IncrementalSource) and self._poll_since is not None
+        started = time.time()
+        self._next_poll = time.monotonic() + self.options.poll_seconds
+        listing = source.list_since(self._poll_since)
+        if listing.failed_dirs:
+            log.warning("poll failed (%s); trying again next poll", "; ".join(listing.problems))
+            return
+        self._poll_since = started
+        wanted = [path for path in listing.entries if self._wanted(path)]
+        for path in wanted:
+            self._settler.touch(path, quick=True)
+        log.debug("poll: %d changed objects", len(wanted))
+
     def _changes_pass(self, due: list[str]) -> None:
         tables = self._tables()
         if tables.intersection(due):
@@ -540,6 +579,7 @@ class Daemon:
 
     def _full_pass(self, reason: str, fatal: bool = False) -> None:
         assert self.db is not None
+        started = time.time()
         guard = GuardedSource(
             self._source,
             known=self.db.file_rows().keys(),
@@ -551,14 +591,20 @@ class Daemon:
         summary = self._run_pass(reason, guard, None, fatal=fatal)
         if summary is None:
             return
-        interval = self.options.reconcile_seconds if self.watcher else self.options.poll_seconds
+        incremental = isinstance(self._source, IncrementalSource)
+        following = self.watcher is not None or incremental
+        interval = self.options.reconcile_seconds if following else self.options.poll_seconds
+        if incremental and not guard.failed:
+            # The full listing saw everything up to its start: polls go on from there.
+            self._poll_since = started
+            self._next_poll = time.monotonic() + self.options.poll_seconds
         if guard.failed:
             self._listing_backoff = _doubled(self._listing_backoff)
             interval = min(interval, self._listing_backoff)
             self._next_reason = "retry"
         else:
             self._listing_backoff = 0.0
-            self._next_reason = "reconcile" if self.watcher else "poll"
+            self._next_reason = "reconcile" if following else "poll"
         self._next_full = time.monotonic() + interval
 
     def _run_pass(
@@ -568,9 +614,10 @@ class Daemon:
         scope = "full" if paths is None else f"{len(paths)} paths"
         self.notifier.status(f"{reason} pass running ({scope})")
         try:
-            summary = SyncPass(self.settings, self.db, source=source, progress=self._progress).run(
-                paths
+            sync = SyncPass(
+                self.settings, self.db, source=source, output=self._output, progress=self._progress
             )
+            summary = sync.run(paths)
         except _Stopping:
             log.info("%s pass stopped between commits; the next start finishes it", reason)
             return None
@@ -623,7 +670,9 @@ class Daemon:
 
     def status(self) -> str:
         """One line for systemd's STATUS=: how we watch and the last pass's figures."""
-        if self.watcher is not None:
+        if isinstance(self._source, IncrementalSource):
+            how = f"polling changes every {self.options.poll_seconds:g} s"
+        elif self.watcher is not None:
             how = "watching events"
         elif self.want_events:
             how = f"polling every {self.options.poll_seconds:g} s (events unavailable)"
@@ -661,6 +710,8 @@ class Daemon:
         )
         self.settings, self.options = settings, options
         self._source = self._source_factory(settings)
+        if rewatch:
+            self._output = make_output(settings)
         self._configure_settler()
         if rewatch:
             self._stop_watching()

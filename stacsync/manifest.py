@@ -382,6 +382,15 @@ class Manifest:
             west, east = -180.0, 180.0
         return {"bbox": (west, south, east, north), "start": start, "end": end}
 
+    def published_collections(self) -> list[str]:
+        """Ids of collections with at least one rendered item."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT collection_id FROM item WHERE json IS NOT NULL ORDER BY 1"
+            )
+        ]
+
     def collection_item_ids(self, collection_id: str) -> tuple[str, ...]:
         return tuple(
             r[0]

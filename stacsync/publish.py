@@ -1,4 +1,4 @@
-"""Where catalog files go: a local (or mounted) output folder, written atomically.
+"""Where catalog files go: the `Output` seam, and a local (or mounted) folder implementing it.
 
 Readers see either the old file or the new one, never half of one; nothing escapes the root.
 """
@@ -10,11 +10,27 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from stacsync.errors import OutputError
 
 TEMP_PREFIX = ".stacsync-tmp-"
+
+
+class Output(Protocol):
+    """A place catalog files are published to, addressed by POSIX paths under its root."""
+
+    def check_writable(self) -> None: ...
+
+    def sweep_temp_files(self) -> None: ...
+
+    def exists(self, relpath: str) -> bool: ...
+
+    def write(self, relpath: str, data: bytes) -> None: ...
+
+    def open_atomic(self, relpath: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+    def delete(self, relpath: str) -> None: ...
 
 
 class LocalOutput:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,11 +23,14 @@ from stacsync.errors import ExtractError, StacsyncError
 from stacsync.extract import TransientIOError, extract_file, is_transient, retrying
 from stacsync.layout import Layout, Placement
 from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
-from stacsync.publish import LocalOutput
+from stacsync.publish import Output
 from stacsync.records import AssetMeta, FileState, SourceEntry
 from stacsync.render import Renderer
 from stacsync.sources import Listing, Source
-from stacsync.sources.local import LocalSource
+from stacsync.stores import make_output, make_parent_store, make_source
+from stacsync.tell import Keeper
+from stacsync.workers import MIN_FILES as MIN_PROCESS_FILES
+from stacsync.workers import ExtractorPool
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +136,17 @@ class SyncPass:
         manifest: Manifest,
         *,
         source: Source | None = None,
-        output: LocalOutput | None = None,
+        output: Output | None = None,
         progress: ProgressFn | None = None,
     ):
         self.settings = settings
         self.db = manifest
         self.layout = Layout(settings)
-        self.output = output or LocalOutput(settings.output_path)
-        self.source = source or LocalSource.for_settings(settings)
+        self.output = output or make_output(settings)
+        self.source = source or make_source(settings)
         self.progress = progress or (lambda phase, done, total: None)
         self.collections = {c.id: c for c in settings.collections}
+        self._processes: ExtractorPool | None = None
 
     # -- the pass ------------------------------------------------------------------------
 
@@ -155,8 +160,10 @@ class SyncPass:
         self.output.check_writable()
         if self.db.last_pass_unfinished():
             self.output.sweep_temp_files()
-        summary = PassSummary(output=str(self.settings.output_path))
+        summary = PassSummary(output=self.settings.output_irods or str(self.settings.output_path))
         pass_id = self.db.begin_pass()
+        keeper = Keeper(self.settings, self.db, make_parent_store(self.settings, self.output))
+        keeper.before()
         listing = self.source.list() if paths is None else self._stat_only(paths)
         summary.listing_problems = listing.problems
         self.progress("list", len(listing.entries), len(listing.entries))
@@ -178,6 +185,7 @@ class SyncPass:
         summary.table_rows_without_files = self._unused_rows(
             fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
         )
+        keeper.after(summary)
         summary.seconds = round(time.monotonic() - started, 3)
         self.db.finish_pass(pass_id, summary.to_dict())
         log.info(_one_line(summary))
@@ -299,25 +307,43 @@ class SyncPass:
         total = len(work)
         done = 0
         batch: list[_Result] = []
-        with ThreadPoolExecutor(max_workers=self.settings.workers or os.cpu_count() or 1) as pool:
-            for result in pool.map(self._examine, work):
-                batch.append(result)
-                done += 1
-                if len(batch) >= COMMIT_BATCH:
-                    self._commit(batch, summary)
-                    batch = []
-                self.progress("extract", done, total)
+        workers = self.settings.workers or os.cpu_count() or 1
+        if self._worth_processes(work, workers):
+            self._processes = ExtractorPool(workers)
+            workers *= 2  # threads wait on the processes while others checksum
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for result in pool.map(self._examine, work):
+                    batch.append(result)
+                    done += 1
+                    if len(batch) >= COMMIT_BATCH:
+                        self._commit(batch, summary)
+                        batch = []
+                    self.progress("extract", done, total)
+        finally:
+            if self._processes is not None:
+                self._processes.close()
+                self._processes = None
         self._commit(batch, summary)
+
+    def _worth_processes(self, work: list[_Work], workers: int) -> bool:
+        """Parse headers in processes when enough local files are new (a first build)."""
+        if workers < 2:
+            return False
+        new = [w for w in work if not w.checksum_first]
+        return len(new) >= MIN_PROCESS_FILES and all(
+            self.source.readable_path(w.entry.path) is not None for w in new[:1]
+        )
 
     def _examine(self, work: _Work) -> _Result:
         """Checksum (known files first) and extract; never raises for a per-file problem."""
         path = work.entry.path
         checksum = None
         try:
-            checksum = self._checksum(path)
+            checksum = self._checksum(work.entry)
             if work.checksum_first and checksum == work.old.checksum:
                 return _Result(work, checksum, None, None, False, extracted=False)
-            meta = extract_file(self.source.local_path(path), crs_override=work.crs)
+            meta = self._extract(work)
             return _Result(work, checksum, meta, None, False, extracted=True)
         except TransientIOError as exc:
             return _Result(work, checksum, None, str(exc), True, extracted=True)
@@ -332,10 +358,30 @@ class SyncPass:
             message = f"{Path(path).name}: unexpected error while reading ({exc!r}); please report"
             return _Result(work, checksum, None, message, False, extracted=True)
 
-    @retrying()
-    def _checksum(self, path: str) -> str | None:
+    def _extract(self, work: _Work) -> AssetMeta:
+        path = work.entry.path
+        readable = self.source.readable_path(path)
+        if readable is not None:
+            if self._processes is not None:
+                return self._processes.extract(readable, work.crs)
+            return extract_file(readable, crs_override=work.crs)
+        from stacsync.extract import extract_stream  # TEMP until the stream reader lands
+
+        return extract_stream(
+            Path(path).name,
+            work.entry.size,
+            functools.partial(self.source.open, path),
+            crs_override=work.crs,
+        )
+
+    def _checksum(self, entry: SourceEntry) -> str | None:
+        """The store's checksum when it keeps one (iRODS), else one read of the file."""
         if self.settings.checksum == "none":
             return None
+        return entry.checksum or self._read_checksum(entry.path)
+
+    @retrying()
+    def _read_checksum(self, path: str) -> str | None:
         with self.source.open(path) as stream:
             return checksum_stream(stream, self.settings.checksum)
 

@@ -429,6 +429,9 @@ class FlakySource:
     def local_path(self, relpath: str) -> str:
         return self.inner.local_path(relpath)
 
+    def readable_path(self, relpath: str) -> str | None:
+        return self.inner.readable_path(relpath)
+
 
 @pytest.fixture
 def flaky_daemon(copy_testdata, tmp_path):

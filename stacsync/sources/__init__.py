@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from stacsync.records import SourceEntry
 
@@ -41,4 +41,22 @@ class Source(Protocol):
 
     def open(self, relpath: str) -> BinaryIO: ...
 
-    def local_path(self, relpath: str) -> str: ...
+    def local_path(self, relpath: str) -> str:
+        """The file's absolute path as the store names it (hrefs are made from it)."""
+        ...
+
+    def readable_path(self, relpath: str) -> str | None:
+        """A path GDAL and laspy can open directly, or None: read through `open()`."""
+        ...
+
+
+@runtime_checkable
+class IncrementalSource(Source, Protocol):
+    """A source that can list only what changed since a time (iRODS: a query on modify time)."""
+
+    def list_since(self, since_epoch: float) -> Listing:
+        """Entries modified at or after `since_epoch` (minus a clock-skew margin).
+
+        The listing's `scope` is the paths it returned: absence from it never means removal.
+        """
+        ...

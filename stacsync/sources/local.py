@@ -133,3 +133,6 @@ class LocalSource:
 
     def local_path(self, relpath: str) -> str:
         return str(self.root / relpath)
+
+    def readable_path(self, relpath: str) -> str:
+        return self.local_path(relpath)

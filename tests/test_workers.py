@@ -1,0 +1,73 @@
+"""Tests for stacsync.workers: header extraction in processes gives what threads give."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import catalog_bytes
+from test_sync import BAD, GOOD, _age
+
+import stacsync.sync
+from stacsync.config import quick_settings
+from stacsync.errors import ExtractError
+from stacsync.extract import extract_file
+from stacsync.manifest import Manifest
+from stacsync.sync import SyncPass
+from stacsync.workers import ExtractorPool
+
+
+def crash_on_marked_files(path: str, crs_override: str | None = None):
+    """Module level, so worker processes can unpickle it; dies like a segfaulting reader."""
+    if "crash" in Path(path).name:
+        os._exit(139)
+    return extract_file(path, crs_override=crs_override)
+
+
+def test_pool_gives_what_extract_file_gives(testdata: Path) -> None:
+    names = [*GOOD[:4], "autzen_trim.laz"]
+    with ExtractorPool(2) as pool:
+        for name in names:
+            path = str(testdata / name)
+            assert pool.extract(path, None) == extract_file(path)
+        with pytest.raises(ExtractError, match=r"^empty\.tif: file is empty"):
+            pool.extract(str(testdata / "empty.tif"), None)
+
+
+def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> None:
+    src = copy_testdata("byte.tif", "elev.tif")
+    (src / "crash.tif").write_bytes((src / "byte.tif").read_bytes())
+    with ExtractorPool(2, extract=crash_on_marked_files) as pool:
+        with pytest.raises(ExtractError, match=r"^crash\.tif: the reader crashed"):
+            pool.extract(str(src / "crash.tif"), None)
+        # The pool is replaced: the next files are read as usual.
+        assert pool.extract(str(src / "elev.tif"), None) == extract_file(src / "elev.tif")
+
+
+def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_path, monkeypatch):
+    src = tmp_path / "drone"
+    copy_testdata(*GOOD, *BAD, dest=src)
+    _age(src)
+    started: list[int] = []
+
+    class CountedPool(ExtractorPool):
+        def __init__(self, workers: int):
+            started.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(stacsync.sync, "ExtractorPool", CountedPool)
+    monkeypatch.setattr(stacsync.sync, "MIN_PROCESS_FILES", 5)
+    catalogs = []
+    for workers in (2, 1):
+        out = tmp_path / f"w{workers}"
+        settings = quick_settings(src, out / "catalog", out / "db.sqlite")
+        settings = settings.__class__(**{**settings.__dict__, "workers": workers})
+        with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+            summary = SyncPass(settings, db).run()
+            errors = dict(db.conn.execute("SELECT path, error FROM errors"))
+        assert summary.added == len(GOOD) + len(BAD)
+        assert summary.errors == len(BAD)
+        catalogs.append((catalog_bytes(out / "catalog"), errors))
+    assert started == [2]  # only the two-worker build started processes
+    assert catalogs[0] == catalogs[1]
