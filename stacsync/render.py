@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from stacsync.config import CollectionConfig, Settings
     from stacsync.layout import Layout
     from stacsync.manifest import Manifest
-    from stacsync.publish import LocalOutput
+    from stacsync.publish import Output
     from stacsync.sources import Source
     from stacsync.sync import PassSummary
 
@@ -36,7 +36,7 @@ class Renderer:
         self,
         settings: Settings,
         manifest: Manifest,
-        output: LocalOutput,
+        output: Output,
         layout: Layout,
         source: Source,
     ):
