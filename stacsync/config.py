@@ -15,7 +15,7 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,6 +41,9 @@ class TableConfig:
     datetime_format: str | None
     properties: tuple[str, ...]
     layer: str | None = None  # GeoPackage layer; None = the first layer
+    # With an iRODS source, a table inside it: its path there, relative to the source root.
+    # `path` is then a local copy, fetched before each pass when the object changed.
+    source_relpath: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ KIND_DOCS: dict[str, str] = {
     "str": "string",
     "id": "id (letters, digits, `.`, `_`, `-`)",
     "path": "path (relative: to the config file's folder)",
-    "source_path": "path (relative: to `source.path`)",
+    "source_path": "path (relative: to `source.path`; inside `source.irods`: fetched)",
     "url": "http(s) URL",
     "href_target": "http(s) URL or absolute path",
     "abs_prefix": "absolute path",
@@ -943,6 +946,8 @@ def _read_table(raw: Any, section: Section, where: str, ctx: _Context) -> dict[s
     values = {k.name: _read_key(raw, k, where, ctx) for k in section.keys}
     if section.name == "source" and isinstance(values.get("path"), Path):
         ctx.source_dir = values["path"]  # table paths, read later, resolve against it
+    elif section.name == "source" and isinstance(values.get("irods"), str):
+        ctx.source_dir = Path(values["irods"])  # a table there is fetched: see _fetched_tables
     for short, child in children.items():
         values[short] = _read_child(raw.get(short), child, _join(where, short), ctx)
     return values
@@ -1134,6 +1139,8 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
     if public_url is None and output["irods"]:
         public_url = irods.public_href(output["irods"])
     collections = _build_collections(values["collection"], ctx)
+    if source["irods"] is not None:
+        collections = _fetched_tables(collections, source["irods"], values["manifest"]["path"])
     notify = _build_notify(values["notify"], ctx)
     if ctx.errors:
         raise ConfigError("\n".join(ctx.errors))
@@ -1179,6 +1186,22 @@ def _build_notify(values: dict[str, Any] | None, ctx: _Context) -> MailSettings 
     for problem in mail.problems():
         ctx.errors.append(f"notify.{problem}")
     return mail
+
+
+def _fetched_tables(
+    collections: tuple[CollectionConfig, ...], root: str, manifest: Path
+) -> tuple[CollectionConfig, ...]:
+    """Tables inside an iRODS source are read from local copies kept beside the manifest."""
+    cache = manifest.parent / f"{manifest.name}.tables"
+    out = []
+    for c in collections:
+        table = c.table
+        if table is not None and PurePosixPath(table.path).is_relative_to(root):
+            rel = PurePosixPath(table.path).relative_to(root).as_posix()
+            table = replace(table, path=cache / rel, source_relpath=rel)
+            c = replace(c, table=table)
+        out.append(c)
+    return tuple(out)
 
 
 def _one_of(values: dict[str, Any], where: str, ctx: _Context) -> Path | None:

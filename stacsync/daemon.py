@@ -24,6 +24,7 @@ from stacsync.config import Settings, is_included, read_toml, settings_from_dict
 from stacsync.errors import ConfigError, StacsyncError
 from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
+from stacsync.publish import Output
 from stacsync.records import SourceEntry
 from stacsync.sources import IncrementalSource, Listing, Source
 from stacsync.stores import make_output, make_source
@@ -263,6 +264,7 @@ class Daemon:
         overrides: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
         source_factory: SourceFactory = make_source,
+        output_factory: Callable[[Settings], Output] = make_output,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
     ):
         self.config_path = Path(config_path)
@@ -271,6 +273,7 @@ class Daemon:
         self.notifier = Notifier(environ)
         self.stop_grace_seconds = stop_grace_seconds
         self._source_factory = source_factory
+        self._output_factory = output_factory
         self._source = source_factory(self.settings)
         self._output: Any = None  # made once the manifest is locked (an iRODS output connects)
         self.db: Manifest | None = None
@@ -321,7 +324,7 @@ class Daemon:
         threading.Thread(target=self._stop_guard, name="stacsync-stop-guard", daemon=True).start()
         try:
             self.open()
-            self._output = make_output(self.settings)
+            self._output = self._output_factory(self.settings)
             self._output.check_writable()
             self._choose_mode()
             self._ensure_watching()
@@ -711,7 +714,7 @@ class Daemon:
         self.settings, self.options = settings, options
         self._source = self._source_factory(settings)
         if rewatch:
-            self._output = make_output(settings)
+            self._output = self._output_factory(settings)
         self._configure_settler()
         if rewatch:
             self._stop_watching()

@@ -31,6 +31,7 @@ def make_source(settings: Settings) -> Source:
         functools.partial(is_included, settings),
         compute_checksums=settings.irods.compute_checksums,
         skew_seconds=settings.irods.clock_skew_seconds,
+        prune=(settings.output_irods,) if settings.output_irods else (),
     )
 
 

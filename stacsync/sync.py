@@ -20,7 +20,13 @@ from typing import Any
 from stacsync.checksum import checksum_stream
 from stacsync.config import Settings, is_included, load_settings, quick_settings
 from stacsync.errors import ExtractError, StacsyncError
-from stacsync.extract import TransientIOError, extract_file, is_transient, retrying
+from stacsync.extract import (
+    TransientIOError,
+    extract_file,
+    extract_stream,
+    is_transient,
+    retrying,
+)
 from stacsync.layout import Layout, Placement
 from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
 from stacsync.publish import Output
@@ -28,6 +34,7 @@ from stacsync.records import AssetMeta, FileState, SourceEntry
 from stacsync.render import Renderer
 from stacsync.sources import Listing, Source
 from stacsync.stores import make_output, make_parent_store, make_source
+from stacsync.tables import fetch_tables
 from stacsync.tell import Keeper
 from stacsync.workers import MIN_FILES as MIN_PROCESS_FILES
 from stacsync.workers import ExtractorPool
@@ -158,6 +165,7 @@ class SyncPass:
         """
         started = time.monotonic()
         self.output.check_writable()
+        self._open_to_public()
         if self.db.last_pass_unfinished():
             self.output.sweep_temp_files()
         summary = PassSummary(output=self.settings.output_irods or str(self.settings.output_path))
@@ -165,7 +173,7 @@ class SyncPass:
         keeper = Keeper(self.settings, self.db, make_parent_store(self.settings, self.output))
         keeper.before()
         listing = self.source.list() if paths is None else self._stat_only(paths)
-        summary.listing_problems = listing.problems
+        summary.listing_problems = [*fetch_tables(self.settings, self.source), *listing.problems]
         self.progress("list", len(listing.entries), len(listing.entries))
         rows = self.db.file_rows()
         layout_changed = self._refresh_layout_if_changed(rows)
@@ -190,6 +198,19 @@ class SyncPass:
         self.db.finish_pass(pass_id, summary.to_dict())
         log.info(_one_line(summary))
         return summary
+
+    def _open_to_public(self) -> None:
+        """An iRODS output gets anonymous read, inherited; it checks before it sets."""
+        irods = self.settings.irods
+        if self.settings.output_irods is None or not irods.public_read:
+            return
+        if self.output.ensure_public_read(irods.public_user, irods.public_zone):
+            log.info(
+                "gave %s#%s read on %s (recursive, inherited)",
+                irods.public_user,
+                irods.public_zone,
+                self.settings.output_irods,
+            )
 
     def _stat_only(self, paths: Iterable[str]) -> Listing:
         scope = frozenset(paths)
@@ -365,8 +386,6 @@ class SyncPass:
             if self._processes is not None:
                 return self._processes.extract(readable, work.crs)
             return extract_file(readable, crs_override=work.crs)
-        from stacsync.extract import extract_stream  # TEMP until the stream reader lands
-
         return extract_stream(
             Path(path).name,
             work.entry.size,
@@ -378,7 +397,13 @@ class SyncPass:
         """The store's checksum when it keeps one (iRODS), else one read of the file."""
         if self.settings.checksum == "none":
             return None
-        return entry.checksum or self._read_checksum(entry.path)
+        if entry.checksum is not None:
+            return entry.checksum
+        if self.source.readable_path(entry.path) is None:
+            # A remote object the store keeps no checksum for: hashing it would download
+            # it whole; its header is re-read instead (`irods.compute_checksums` fills it).
+            return None
+        return self._read_checksum(entry.path)
 
     @retrying()
     def _read_checksum(self, path: str) -> str | None:
