@@ -9,14 +9,14 @@ import ipaddress
 import json
 import logging
 import os
-import smtplib
 import socket
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ class MailNotifier:
 
     def compose(self, subject: str, body: str) -> EmailMessage:
         """The message, with From, To, Subject, Date and Message-ID set."""
+        from email.message import EmailMessage
+
         s = self.settings
         msg = EmailMessage()
         msg["From"] = s.from_addr
@@ -156,6 +158,10 @@ class MailNotifier:
 
     def send(self, subject: str, body: str) -> bool:
         """Compose and send; False (and one warning) on any SMTP, TLS or network problem."""
+        # Loaded only to send: config reads MailSettings on every start, mail is rare.
+        import smtplib
+        import ssl
+
         s = self.settings
         where = f"{s.host}:{s.port}"
         password = None

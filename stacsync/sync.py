@@ -36,8 +36,6 @@ from stacsync.sources import Listing, Source
 from stacsync.stores import make_output, make_parent_store, make_source
 from stacsync.tables import fetch_tables
 from stacsync.tell import Keeper
-from stacsync.workers import MIN_FILES as MIN_PROCESS_FILES
-from stacsync.workers import ExtractorPool
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +46,9 @@ ProgressFn = Callable[[str, int, int], None]
 # same timestamp tick; it is re-checked next pass (the "racy git" problem).
 RACY_WINDOW_NS = 2_000_000_000
 COMMIT_BATCH = 200
+# A first build of this many local files parses headers in processes (stacsync.workers):
+# starting them costs ~0.4 s, a header read a few ms.
+MIN_PROCESS_FILES = 200
 
 
 @dataclass
@@ -153,7 +154,7 @@ class SyncPass:
         self.source = source or make_source(settings)
         self.progress = progress or (lambda phase, done, total: None)
         self.collections = {c.id: c for c in settings.collections}
-        self._processes: ExtractorPool | None = None
+        self._processes: Any = None  # a workers.ExtractorPool during a big first build
 
     # -- the pass ------------------------------------------------------------------------
 
@@ -330,6 +331,8 @@ class SyncPass:
         batch: list[_Result] = []
         workers = self.settings.workers or os.cpu_count() or 1
         if self._worth_processes(work, workers):
+            from stacsync.workers import ExtractorPool  # multiprocessing: only when used
+
             self._processes = ExtractorPool(workers)
             workers *= 2  # threads wait on the processes while others checksum
         try:

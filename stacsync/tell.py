@@ -18,7 +18,6 @@ from stacsync.mail import (
     new_error_list,
 )
 from stacsync.parent import ParentCatalogError, ParentStore, child_href, link_into_parent
-from stacsync.stac import catalog_path, collection_path
 
 if TYPE_CHECKING:
     from stacsync.config import Settings
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The paths stac.py gives these files; stac.py itself loads only when something renders.
+CATALOG = "catalog.json"
 PARENT_STATE_KEY = "parent_catalog.linked"  # the parent path our link was added to
 
 
@@ -51,7 +52,7 @@ class Keeper:
             if summary.new_errors:
                 errors = new_error_list(self._errors_before, self.db.errors())
                 if errors:
-                    self.mailer.new_errors(errors, summary.errors, self._url(catalog_path()))
+                    self.mailer.new_errors(errors, summary.errors, self._url(CATALOG))
 
     # -- parent catalog ------------------------------------------------------------------
 
@@ -61,9 +62,9 @@ class Keeper:
             return
         if self.db.get_state(PARENT_STATE_KEY) == parent:
             return  # linked once; a keeper who removed the link meant it
-        if self.db.written_hash(catalog_path()) is None:
+        if self.db.written_hash(CATALOG) is None:
             return  # nothing published yet to link to
-        href = child_href(parent, self._path(catalog_path()), self._public(catalog_path()))
+        href = child_href(parent, self._path(CATALOG), self._public(CATALOG))
         try:
             wrote = link_into_parent(self.parent_store, parent, href, self.settings.catalog_title)
         except ParentCatalogError as exc:
@@ -82,6 +83,8 @@ class Keeper:
         new = collections_to_announce(published, self.db.get_state(ANNOUNCED_STATE_KEY))
         if not new:
             return
+        from stacsync.stac import collection_path
+
         titles = {c.id: c.title for c in self.settings.collections}
         notices = [
             PublishedCollection(cid, titles.get(cid), self._url(collection_path(cid)))

@@ -20,9 +20,6 @@ from stacsync.records import AssetMeta
 
 log = logging.getLogger(__name__)
 
-# Starting the pool costs one import of rasterio and laspy (~0.4 s, in parallel with the
-# pass); header reads of local files cost a few ms each, so below this many it does not pay.
-MIN_FILES = 200
 # Imported once by the fork server; every worker forks from it with them already loaded.
 _PRELOAD = ["stacsync.extract.raster", "stacsync.extract.pointcloud"]
 

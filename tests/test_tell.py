@@ -122,3 +122,9 @@ def test_the_keeper_is_mailed_about_new_collections_and_new_errors(
 
     rescan(cfg)  # the same error again is not news
     assert len(inbox.envelopes) == 2
+
+
+def test_the_catalog_path_matches_the_renderers() -> None:
+    from stacsync import stac, tell
+
+    assert tell.CATALOG == stac.catalog_path()

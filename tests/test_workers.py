@@ -10,6 +10,7 @@ from helpers import catalog_bytes
 from test_sync import BAD, GOOD, _age
 
 import stacsync.sync
+import stacsync.workers
 from stacsync.config import quick_settings
 from stacsync.errors import ExtractError
 from stacsync.extract import extract_file
@@ -56,7 +57,7 @@ def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_pat
             started.append(workers)
             super().__init__(workers)
 
-    monkeypatch.setattr(stacsync.sync, "ExtractorPool", CountedPool)
+    monkeypatch.setattr(stacsync.workers, "ExtractorPool", CountedPool)
     monkeypatch.setattr(stacsync.sync, "MIN_PROCESS_FILES", 5)
     catalogs = []
     for workers in (2, 1):
