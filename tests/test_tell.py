@@ -127,4 +127,4 @@ def test_the_keeper_is_mailed_about_new_collections_and_new_errors(
 def test_the_catalog_path_matches_the_renderers() -> None:
     from stacsync import stac, tell
 
-    assert tell.CATALOG == stac.catalog_path()
+    assert stac.catalog_path() == tell.CATALOG
