@@ -55,6 +55,15 @@ def identify_crs(crs_text: str) -> tuple[str | None, str]:
     return _identify_cached(crs_text)
 
 
+def parse_crs(crs_text: str) -> CRS:
+    """Any CRS text -> pyproj CRS, parsed once per distinct text; ExtractError when unparseable.
+
+    The returned object is shared between callers and threads (pyproj >= 3.1 CRS objects are
+    thread-safe): never modify it.
+    """
+    return _parse(crs_text)
+
+
 @functools.lru_cache(maxsize=256)
 def _identify_cached(crs_text: str) -> tuple[str | None, str]:
     # Identification queries proj.db (tens of ms); a pass sees the same few CRSs thousands of times.
@@ -77,8 +86,8 @@ def footprint_4326(
     off the Earth, on another celestial body or otherwise impossible.
     """
     pts = _ring_array(ring)
-    crs = _footprint_crs(_parse(crs_wkt))
-    lon, lat = _transform(_densify(pts, densify), crs)
+    crs, source_wkt = _footprint_source(crs_wkt)
+    lon, lat = _transform(_densify(pts, densify), source_wkt)
     if crs.is_geographic:
         # Grids in 0..360 longitudes (climate models): bring them back to -180..180.
         lon = np.where(lon > 180.0, lon - 360.0, lon)
@@ -87,14 +96,15 @@ def footprint_4326(
     return _assemble(lon, lat)
 
 
+@functools.lru_cache(maxsize=256)
 def metres_per_unit(crs_wkt: str) -> float | None:
     """Linear unit of a projected CRS in metres (1.0 for metre, 0.3048 for foot...).
 
     None for geographic, geocentric or unparseable CRSs and for mixed axis units.
     """
     try:
-        crs = CRS.from_user_input(crs_wkt)
-    except CRSError:
+        crs = _parse(crs_wkt)
+    except ExtractError:
         return None
     crs = _strip_compound(crs)
     if crs.is_bound:
@@ -111,6 +121,10 @@ def metres_per_unit(crs_wkt: str) -> float | None:
 # --- CRS helpers -----------------------------------------------------------------------------
 
 
+# Parsing WKT costs about a millisecond and identification far more; thousands of files of one
+# mission share one CRS, so every CRS step below is cached by the text it starts from. ExtractErrors
+# are not cached (lru_cache never stores exceptions), which only costs time for broken files.
+@functools.lru_cache(maxsize=256)
 def _parse(crs_text: str) -> CRS:
     if not crs_text or not str(crs_text).strip():
         raise ExtractError("CRS definition is empty")
@@ -148,6 +162,13 @@ def _strip_compound(crs: CRS) -> CRS:
     return crs
 
 
+@functools.lru_cache(maxsize=256)
+def _footprint_source(crs_text: str) -> tuple[CRS, str]:
+    """The CRS footprints are transformed from, and its WKT2 (the transformer cache key)."""
+    crs = _footprint_crs(_parse(crs_text))
+    return crs, crs.to_wkt("WKT2_2019")
+
+
 def _footprint_crs(crs: CRS) -> CRS:
     """The 2-D CRS to transform from: horizontal part of a compound, BoundCRS kept.
 
@@ -182,17 +203,17 @@ def _footprint_crs(crs: CRS) -> CRS:
     return crs
 
 
-@functools.lru_cache(maxsize=64)
-def _transformer(crs_wkt: str) -> Transformer:
-    # Building a Transformer searches proj.db for operations; reuse it per CRS.
+@functools.lru_cache(maxsize=256)
+def _transformer(src_text: str, dst_text: str) -> Transformer:
+    # Building a Transformer searches proj.db for operations; reuse it per (source, target).
     # pyproj >= 3.1 Transformers are thread-safe, so the cache can be shared by worker threads.
-    return Transformer.from_crs(CRS.from_wkt(crs_wkt), CRS.from_epsg(4326), always_xy=True)
+    return Transformer.from_crs(_parse(src_text), _parse(dst_text), always_xy=True)
 
 
-def _transform(pts: np.ndarray, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+def _transform(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        transformer = _transformer(crs.to_wkt("WKT2_2019"))
-        lon, lat = transformer.transform(pts[:, 0], pts[:, 1], errcheck=False)
+        to_4326 = _transformer(source_wkt, "EPSG:4326")
+        lon, lat = to_4326.transform(pts[:, 0], pts[:, 1], errcheck=False)
     except ProjError as exc:
         raise ExtractError(f"cannot place footprint on Earth: {_clean_proj(exc)}") from exc
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)

@@ -26,7 +26,7 @@ from pyproj.exceptions import CRSError
 
 from stacsync.errors import ExtractError
 from stacsync.extract import is_transient
-from stacsync.extract.geometry import footprint_4326, identify_crs
+from stacsync.extract.geometry import footprint_4326, identify_crs, parse_crs
 from stacsync.records import AssetMeta, BBox, PointCloudInfo
 
 log = logging.getLogger(__name__)
@@ -457,7 +457,7 @@ def _file_crs(las_header: laspy.LasHeader) -> tuple[pyproj.CRS | None, str | Non
             errors.append("invalid CRS in WKT VLR (the WKT string is empty)")
             continue
         try:
-            crs = rec.parse_crs()
+            crs = _record_crs(rec)
         except (CRSError, ValueError) as exc:
             errors.append(f"invalid CRS in {kind} ({exc})")
             continue
@@ -467,6 +467,20 @@ def _file_crs(las_header: laspy.LasHeader) -> tuple[pyproj.CRS | None, str | Non
     if crs is None and errors:
         raise ExtractError("; ".join(errors))
     return crs, ("; ".join(errors) + ", used the other CRS record") if errors else None
+
+
+def _record_crs(rec: WktCoordinateSystemVlr | GeoKeyDirectoryVlr) -> pyproj.CRS | None:
+    """laspy's own parse_crs, run once per distinct record: a mission's files share a few CRSs."""
+    return _crs_of_record(type(rec), bytes(rec.record_data_bytes()))
+
+
+@functools.lru_cache(maxsize=128)
+def _crs_of_record(kind: type, data: bytes) -> pyproj.CRS | None:
+    # Rebuilt from the record's bytes so laspy's rules (which GeoKeys count, how WKT is decoded)
+    # stay laspy's. Parse errors are raised again each time: lru_cache never stores exceptions.
+    rec = kind()
+    rec.parse_record_data(data)
+    return rec.parse_crs()
 
 
 def _no_crs_reason(records: Sequence[_Record]) -> str:
@@ -511,12 +525,11 @@ def _horizontal(crs: pyproj.CRS) -> pyproj.CRS:
 def _footprint(
     h: _Header, crs_wkt: str, name: str, warnings: list[str]
 ) -> tuple[BBox, dict[str, Any]]:
-    crs = pyproj.CRS.from_wkt(crs_wkt)
-    horizontal = _horizontal(crs)
+    crs, horizontal, horizontal_wkt = _crs_parts(crs_wkt)
     minx, miny, maxx, maxy = h.mins[0], h.mins[1], h.maxs[0], h.maxs[1]
     if horizontal.is_geocentric:
-        ring = _geocentric_ring(h, horizontal, name)
-        ring_wkt = GeographicCRS(datum=horizontal.datum).to_wkt()
+        to_geodetic, ring_wkt = _geodetic(horizontal_wkt)
+        ring = _geocentric_ring(h, to_geodetic, name)
     elif horizontal.is_geographic:
         _check_geographic(minx, miny, maxx, maxy, name)
         ring, ring_wkt = _box_ring(minx, miny, maxx, maxy), crs_wkt
@@ -533,8 +546,26 @@ def _footprint(
         raise ExtractError(
             f"{name}: no footprint from the header box in {crs.name!r}: {exc}"
         ) from exc
-    _check_area_of_use(bbox, horizontal, warnings)
+    _check_area_of_use(bbox, horizontal, horizontal_wkt, warnings)
     return bbox, geometry
+
+
+@functools.lru_cache(maxsize=64)
+def _crs_parts(crs_wkt: str) -> tuple[pyproj.CRS, pyproj.CRS, str]:
+    """The CRS, its horizontal part and that part's WKT: worked out once per CRS, not per file."""
+    crs = parse_crs(crs_wkt)
+    horizontal = _horizontal(crs)
+    return crs, horizontal, horizontal.to_wkt()
+
+
+@functools.lru_cache(maxsize=16)
+def _geodetic(geocentric_wkt: str) -> tuple[pyproj.Transformer, str]:
+    """Transformer from a geocentric CRS to lon/lat/height on its datum, and the 2-D lon/lat WKT."""
+    # crs.geodetic_crs of a geocentric CRS is itself: build lon/lat/height on the same datum.
+    crs = parse_crs(geocentric_wkt)
+    geodetic = GeographicCRS(datum=crs.datum, ellipsoidal_cs=Ellipsoidal3DCS())
+    to_geodetic = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True)
+    return to_geodetic, GeographicCRS(datum=crs.datum).to_wkt()
 
 
 def _box_ring(minx: float, miny: float, maxx: float, maxy: float) -> list[tuple[float, float]]:
@@ -554,11 +585,10 @@ def _check_geographic(minx: float, miny: float, maxx: float, maxy: float, name: 
         )
 
 
-def _geocentric_ring(h: _Header, crs: pyproj.CRS, name: str) -> list[tuple[float, float]]:
+def _geocentric_ring(
+    h: _Header, to_geodetic: pyproj.Transformer, name: str
+) -> list[tuple[float, float]]:
     """Earth-centred X/Y/Z: map the eight box corners to lon/lat, refusing boxes off the Earth."""
-    # crs.geodetic_crs of a geocentric CRS is itself: build lon/lat/height on the same datum.
-    geodetic = GeographicCRS(datum=crs.datum, ellipsoidal_cs=Ellipsoidal3DCS())
-    to_geodetic = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True)
     corners = [
         to_geodetic.transform(x, y, z)
         for x in (h.mins[0], h.maxs[0])
@@ -582,7 +612,7 @@ def _geocentric_ring(h: _Header, crs: pyproj.CRS, name: str) -> list[tuple[float
 @functools.lru_cache(maxsize=64)
 def _area_of_use(crs_wkt: str) -> Any:
     """The CRS's own area of use, else the one its authority code has (WKT may omit USAGE)."""
-    crs = pyproj.CRS.from_wkt(crs_wkt)
+    crs = parse_crs(crs_wkt)
     if crs.area_of_use is not None:
         return crs.area_of_use
     try:
@@ -593,9 +623,9 @@ def _area_of_use(crs_wkt: str) -> Any:
         return None
 
 
-def _check_area_of_use(bbox: BBox, crs: pyproj.CRS, warnings: list[str]) -> None:
+def _check_area_of_use(bbox: BBox, crs: pyproj.CRS, crs_wkt: str, warnings: list[str]) -> None:
     """A footprint far outside its CRS's area of use usually means wrong units or a wrong CRS."""
-    area = _area_of_use(crs.to_wkt())
+    area = _area_of_use(crs_wkt)
     west, south, east, north = bbox
     if area is None or west > east or area.west > area.east:
         return  # antimeridian boxes: not worth guessing
