@@ -16,7 +16,9 @@ import pytest
 import rasterio
 from affine import Affine
 from pyproj import Transformer
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
+from rasterio.shutil import copy as rio_copy
 from shapely.geometry import shape
 
 from stacsync.errors import ExtractError
@@ -147,6 +149,110 @@ def test_cog_rules(testdata):
     assert small_untiled.is_cog and not small_untiled.tiled
     dec = extract_raster(testdata / "image_dec.tif").raster  # overviews, bad layout
     assert not dec.is_cog and any("Decimation" in p for p in dec.cog_problems)
+
+
+# Layouts the COG rules tell apart, written in a few hundred milliseconds. Each value is
+# (what GDAL writes, is it a COG).
+_LAYOUTS = {
+    "cog.tif": ("COG driver, overviews", True),
+    "cog_bigtiff.tif": ("COG driver, BigTIFF", True),
+    "cog_band_interleave.tif": ("COG driver, one plane per band", True),
+    "cog_mask.tif": ("COG driver, internal mask IFDs", True),
+    "cog_sparse.tif": ("COG driver, first rows of tiles not stored", True),
+    "cog_edited.tif": ("COG rewritten in place: GDAL flags the broken layout", False),
+    "copy_src_nonsquare.tif": ("GTiff COPY_SRC_OVERVIEWS, 512x256 tiles", True),
+    "overviews_after.tif": ("tiled GTiff, overviews added after the pixels", False),
+    "overviews_unsorted.tif": ("tiled GTiff, overviews 4 then 2", False),
+    "striped_large.tif": ("1100x900 in strips, no overviews", False),
+    "striped_small.tif": ("300x200 in strips", True),
+}
+
+
+@pytest.fixture(scope="session")
+def cog_layouts(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("layouts")
+    grid = np.add.outer(np.arange(900), np.arange(1100)).astype("uint8")
+    plain = _layout(folder / "plain.tif", np.stack([grid, grid, grid]))
+    rio_copy(plain, folder / "cog.tif", driver="COG", blocksize=256)
+    rio_copy(plain, folder / "cog_bigtiff.tif", driver="COG", blocksize=256, BIGTIFF="YES")
+    rio_copy(plain, folder / "cog_band_interleave.tif", driver="COG", interleave="BAND")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(_layout(folder / "masked.tif", grid[None]), "r+") as dst:
+            dst.write_mask(np.where(grid > 100, 255, 0).astype("uint8"))
+        rio_copy(folder / "masked.tif", folder / "cog_mask.tif", driver="COG", blocksize=256)
+    sparse = _layout(folder / "sparse.tif", np.where(np.arange(900)[:, None] < 600, 0, grid)[None])
+    rio_copy(sparse, folder / "cog_sparse.tif", driver="COG", blocksize=256, SPARSE_OK=True)
+    zeros = _layout(folder / "zeros.tif", np.zeros((1, 900, 1100), "uint8"))
+    rio_copy(zeros, folder / "cog_edited.tif", driver="COG", blocksize=256, compress="DEFLATE")
+    with rasterio.open(folder / "cog_edited.tif", "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        dst.write(grid[None, :256, :256], window=((0, 256), (0, 256)))
+    tiles = {"tiled": True, "blockxsize": 512, "blockysize": 256}
+    nonsquare = _layout(folder / "nonsquare.tif", grid[None], overviews=[2, 4], **tiles)
+    rio_copy(nonsquare, folder / "copy_src_nonsquare.tif", COPY_SRC_OVERVIEWS=True, **tiles)
+    tiled = {"tiled": True, "blockxsize": 256, "blockysize": 256}
+    _layout(folder / "overviews_after.tif", grid[None], overviews=[2, 4], **tiled)
+    _layout(folder / "overviews_unsorted.tif", grid[None], overviews=[4, 2], **tiled)
+    _layout(folder / "striped_large.tif", grid[None])
+    _layout(folder / "striped_small.tif", grid[None, :200, :300])
+    return folder
+
+
+def _layout(path: Path, data: np.ndarray, overviews: list[int] | None = None, **options) -> Path:
+    profile = {
+        "driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
+        "width": data.shape[2], "dtype": "uint8", "crs": "EPSG:32618",
+        "transform": Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4100000.0),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile, **options) as dst:
+        dst.write(data)
+        if overviews:
+            dst.build_overviews(overviews, Resampling.nearest)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(_LAYOUTS))
+def test_cog_verdict_on_layouts(cog_layouts, name):
+    raster = extract_raster(cog_layouts / name).raster
+    assert raster.is_cog == _LAYOUTS[name][1], raster.cog_problems
+    assert raster.is_cog == (not raster.cog_problems)
+
+
+@pytest.mark.parametrize("name", sorted(_LAYOUTS))
+def test_cog_problems_are_rio_cogeos_strict_ones(cog_layouts, name):
+    """Our header-only rules give rio-cogeo's verdict and messages, in its order."""
+    cogeo = pytest.importorskip("rio_cogeo.cogeo")
+    config = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+    valid, errors, warnings = cogeo.cog_validate(
+        cog_layouts / name, strict=True, config=config, quiet=True
+    )
+    raster = extract_raster(cog_layouts / name).raster
+    assert (raster.is_cog, raster.cog_problems) == (valid, (*errors, *warnings))
+
+
+def test_cog_problem_messages(cog_layouts):
+    edited = extract_raster(cog_layouts / "cog_edited.tif").raster
+    assert edited.cog_problems == (
+        "This file used to have optimizations in its layout, but those have been, at least "
+        "partly, invalidated by later changes",
+    )
+    unsorted = extract_raster(cog_layouts / "overviews_unsorted.tif").raster
+    assert unsorted.overviews == (4, 2)
+    assert unsorted.cog_problems[0] == "Overviews should be sorted"
+
+
+def test_cog_verdict_opens_the_file_once(testdata, monkeypatch):
+    # rio-cogeo reopened every file, and once more per overview level: that dominated a build.
+    opened = []
+    real_open = rasterio.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(rasterio, "open", counting_open)
+    raster = extract_raster(testdata / "cogeo.tif").raster
+    assert raster.is_cog and raster.overviews == (2, 4, 8, 16, 32, 64)
+    assert len(opened) == 1
 
 
 # --- failures --------------------------------------------------------------------------------

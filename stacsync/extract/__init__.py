@@ -5,9 +5,12 @@ Readers live in one module per format and return `AssetMeta`; they know nothing 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import BinaryIO, TypeVar
 
 from tenacity import (
     retry,
@@ -19,7 +22,19 @@ from tenacity import (
 from stacsync.errors import ExtractError
 from stacsync.records import AssetMeta
 
+__all__ = [
+    "ATTEMPTS",
+    "TRANSIENT_ERRNOS",
+    "TransientIOError",
+    "extract_file",
+    "extract_stream",
+    "is_transient",
+    "reader_for",
+    "retrying",
+]
+
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff"})
 POINTCLOUD_SUFFIXES = frozenset({".las", ".laz"})
@@ -68,8 +83,35 @@ def extract_file(path: str, *, crs_override: str | None = None) -> AssetMeta:
     name = PurePosixPath(path).name
     if kind is None:
         raise ExtractError(f"{name}: no reader for this file type")
+    return _guarded(name, lambda: _extract_with_retries(path, kind, crs_override))
+
+
+def extract_stream(
+    name: str,
+    size: int,
+    open_stream: Callable[[], BinaryIO],
+    *,
+    crs_override: str | None = None,
+) -> AssetMeta:
+    """Describe a file known only as a seekable stream (an iRODS data object), as `extract_file`.
+
+    `name` is the file name (it picks the reader and starts every message), `size` its length in
+    bytes. `open_stream()` must return a new seekable binary file object each time; each attempt
+    opens one and closes it. Only header bytes are read. Results equal `extract_file`'s for the
+    same bytes, except that sidecar files (.ovr, .aux.xml) do not exist for a stream.
+    """
+    kind = reader_for(name)
+    if kind is None:
+        raise ExtractError(f"{name}: no reader for this file type")
+    return _guarded(
+        name, lambda: _extract_stream_with_retries(name, size, open_stream, kind, crs_override)
+    )
+
+
+def _guarded(name: str, extract: Callable[[], _T]) -> _T:
+    """Turn what escapes the retries into ExtractError (TransientIOError for I/O hiccups)."""
     try:
-        return _extract_with_retries(path, kind, crs_override)
+        return extract()
     except OSError as exc:
         if is_transient(exc):
             raise TransientIOError(
@@ -90,3 +132,36 @@ def _extract_with_retries(path: str, kind: str, crs_override: str | None) -> Ass
     from stacsync.extract.pointcloud import extract_pointcloud
 
     return extract_pointcloud(path, crs_override=crs_override)
+
+
+@retrying()
+def _extract_stream_with_retries(
+    name: str,
+    size: int,
+    open_stream: Callable[[], BinaryIO],
+    kind: str,
+    crs_override: str | None,
+) -> AssetMeta:
+    if kind == "raster":
+        from stacsync.extract.raster import extract_raster_stream
+
+        return extract_raster_stream(open_stream, size, name, crs_override=crs_override)
+    from stacsync.extract.pointcloud import extract_pointcloud_stream
+
+    # closing(), not the stream's own context manager: a stream need only have close().
+    with contextlib.closing(_opened(open_stream, name)) as fileobj:
+        return extract_pointcloud_stream(fileobj, size, name, crs_override=crs_override)
+
+
+def _opened(open_stream: Callable[[], BinaryIO], name: str) -> BinaryIO:
+    """Open the stream, with the messages a path that cannot be opened gets."""
+    try:
+        return open_stream()
+    except OSError as exc:
+        if is_transient(exc):
+            raise
+        if isinstance(exc, FileNotFoundError):
+            raise ExtractError(f"{name}: file not found") from exc
+        if isinstance(exc, PermissionError):
+            raise ExtractError(f"{name}: permission denied") from exc
+        raise ExtractError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
