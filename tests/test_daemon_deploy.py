@@ -58,3 +58,18 @@ def test_deploy_examples_are_valid_configs(name):
     assert str(settings.manifest_path).startswith("/var/lib/stacsync/")
     assert settings.href_rewrites and settings.public_url
     assert options.watch == "auto"
+
+
+def test_the_irods_deploy_example_is_a_valid_config():
+    settings, options = load_daemon_config(REPO / "deploy" / "ofo-irods.toml")
+    assert settings.source_irods == "/iplant/home/shared/ofo/public"
+    assert settings.output_irods == "/iplant/home/shared/ofo/public/stac"
+    assert settings.public_url == (
+        "https://data.cyverse.org/dav-anon/iplant/home/shared/ofo/public/stac"
+    )
+    table = settings.collections[0].table
+    assert table is not None and table.source_relpath == (
+        "metadata/all-mission-polygons-w-metadata.gpkg"
+    )
+    assert str(table.path).startswith("/var/lib/stacsync/ofo-irods/")
+    assert options.poll_seconds == 120
