@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,7 @@ from stacsync.records import AssetMeta
 log = logging.getLogger(__name__)
 
 # Imported once by the fork server; every worker forks from it with them already loaded.
+WATCH_SECONDS = 1.0  # how soon a worker notices that its pass was killed
 _PRELOAD = ["stacsync.extract.raster", "stacsync.extract.pointcloud"]
 
 
@@ -78,7 +80,12 @@ class ExtractorPool:
                 # fork taken while one holds a lock (logging's) can hang the child.
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(_PRELOAD)
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_exit_with,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     def _workers_run(self) -> bool:
@@ -109,3 +116,24 @@ class ExtractorPool:
                 self._pool = None
                 log.warning("an extraction worker died; starting a fresh one")
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with(pid: int) -> None:
+    """Worker start-up: end this worker when process `pid` (the pass) is gone.
+
+    A pass killed with SIGKILL cannot stop its pool, and workers wait for work forever (they
+    hold their own queue's write end, so they never see end-of-file); they are children of
+    the fork server, not of the pass, so the kernel's parent-death signal cannot help.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process
+                os._exit(0)
+
+    threading.Thread(target=watch, name="stacsync-parent-watch", daemon=True).start()

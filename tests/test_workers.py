@@ -72,3 +72,42 @@ def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_pat
         catalogs.append((catalog_bytes(out / "catalog"), errors))
     assert started == [2]  # only the two-worker build started processes
     assert catalogs[0] == catalogs[1]
+
+
+KILLED_PASS = """
+import os, sys, time
+sys.path.insert(0, {here!r})
+import pidof
+from stacsync.workers import ExtractorPool
+
+if __name__ == "__main__":
+    pool = ExtractorPool(2, extract=pidof.worker_pid)
+    print(pool.extract("any", None), flush=True)
+    time.sleep(120)
+"""
+
+
+def test_workers_end_when_their_pass_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "pidof.py").write_text(
+        "import os\n\ndef worker_pid(path, crs_override=None):\n    return os.getpid()\n"
+    )
+    script = tmp_path / "killed_pass.py"
+    script.write_text(KILLED_PASS.format(here=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    os.kill(worker, 0)  # alive while the pass is
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker {worker} outlived its killed pass")
