@@ -95,13 +95,15 @@ def test_kill_9_anywhere_then_restart_converges_to_a_clean_rescan(tmp_path, test
             _mutate(src, testdata, rng, untouched, serial)
         before = _last_pass(db)
         daemon = DaemonProcess(config, "--settle-seconds", "1")
-        if serial % 6 == 5:
-            time.sleep(rng.uniform(0.05, 0.4))  # during imports, locking, watching
-        else:
-            daemon.wait_log("watching")
-            time.sleep(rng.uniform(0.0, 1.0))  # a pass of ~0.5 s follows
-        daemon.signal(signal.SIGKILL)
-        daemon.stop()
+        try:
+            if serial % 6 == 5:
+                time.sleep(rng.uniform(0.05, 0.4))  # during imports, locking, watching
+            else:
+                daemon.wait_log("watching", timeout=60)  # a loaded machine starts slowly
+                time.sleep(rng.uniform(0.0, 1.0))  # a pass of ~0.5 s follows
+            daemon.signal(signal.SIGKILL)
+        finally:
+            daemon.stop()  # kills it if a wait above failed
         if db.exists():
             phases.append(_phase(db, before))
         _assert_whole(tmp_path / "catalog")
