@@ -5,8 +5,10 @@ Joins metadata tables (CSV, GeoPackage), read lazily, for item datetimes and pro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -204,7 +206,7 @@ def _load_table(config: TableConfig, index: int, settings: Settings) -> _Table:
         if config.path.suffix.lower() in CSV_SUFFIXES:
             columns, records = _read_csv(config.path)
         else:
-            columns, records = _read_ogr(config.path, config.layer)
+            columns, records = _read_gpkg(config.path, config.layer)
     except (OSError, UnicodeDecodeError, csv.Error, RuntimeError) as exc:
         raise ConfigError(f"{where}.path: cannot read {config.path}: {exc}") from None
     _check_columns(config, columns, where, label)
@@ -265,16 +267,66 @@ def _delimiter(header: str) -> str:
     return max(",;\t", key=header.count) if header.strip() else ","
 
 
-def _read_ogr(path: Path, layer: str | None) -> tuple[list[str], list[dict[str, Any]]]:
-    import pyogrio.raw  # only configs with a GeoPackage pay for GDAL
+def _read_gpkg(path: Path, layer: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The attribute columns of one GeoPackage layer, read with sqlite3.
 
-    # layer 0 rather than None: pyogrio warns when a GeoPackage holds several layers
-    meta, _fids, _geometry, data = pyogrio.raw.read(
-        path, layer=layer if layer is not None else 0, read_geometry=False, datetime_as_string=True
+    A GeoPackage is an SQLite database (OGC 12-128r18) and only attributes are joined, so
+    neither GDAL nor its start-up cost (a third of a first build's main thread) is needed.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise RuntimeError(f"cannot open it as SQLite ({exc})") from None
+    with contextlib.closing(conn):
+        try:
+            layers = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM gpkg_contents"
+                    " WHERE data_type IN ('features', 'attributes') ORDER BY rowid"
+                )
+            ]
+        except sqlite3.DatabaseError as exc:
+            raise RuntimeError(f"not a GeoPackage ({exc})") from None
+        if not layers:
+            raise RuntimeError("the GeoPackage holds no layer")
+        name = layers[0] if layer is None else layer
+        if name not in layers:
+            raise RuntimeError(f"no layer {name!r} (layers: {', '.join(layers)})")
+        return _gpkg_layer(conn, name)
+
+
+def _gpkg_layer(conn: sqlite3.Connection, name: str) -> tuple[list[str], list[dict[str, Any]]]:
+    geometry = (
+        {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+            )
+        }
+        if _has_table(conn, "gpkg_geometry_columns")
+        else set()
     )
-    columns = [str(c) for c in meta["fields"]]
-    records = [dict(zip(columns, values, strict=True)) for values in zip(*data, strict=True)]
+    quoted = '"' + name.replace('"', '""') + '"'
+    # (cid, name, type, notnull, default, pk): the INTEGER primary key is GDAL's FID, not a field
+    info = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+    fields = [(c[1], c[2].upper()) for c in info if c[1] not in geometry and not c[5]]
+    columns = [column for column, _type in fields]
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) or "NULL"
+    records = []
+    for values in conn.execute(f"SELECT {select} FROM {quoted} ORDER BY rowid"):
+        record = {}
+        for (column, kind), value in zip(fields, values, strict=True):
+            # GeoPackage stores BOOLEAN as 0/1; DATE and DATETIME are ISO 8601 text already.
+            record[column] = bool(value) if kind == "BOOLEAN" and value is not None else value
+        records.append(record)
     return columns, records
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 # --------------------------------------------------------------------------------------------

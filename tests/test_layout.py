@@ -159,6 +159,17 @@ def test_geopackage_named_layer(tmp_path: Path) -> None:
     assert Layout(settings).place("missions/000422/processed/full/a.tif").problem is None
 
 
+def test_geopackage_first_layer_by_default_and_a_wrong_layer_named(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ofo_collection(GPKG_TABLE))
+    write_gpkg(settings.source_path / "metadata" / "missions.gpkg", with_second_layer=True)
+    # "other" was written first: it is the first layer, as GDAL lists them.
+    assert Layout(settings).place("missions/000421/processed/full/a.tif").problem is None
+    table = GPKG_TABLE + 'layer = "flights"\n'
+    settings = settings_for(tmp_path, ofo_collection(table))
+    with pytest.raises(ConfigError, match=r"no layer 'flights' \(layers: other, missions\)"):
+        Layout(settings).place("missions/000421/processed/full/a.tif")
+
+
 def test_missing_table_is_a_config_error_at_first_use(tmp_path: Path) -> None:
     layout = Layout(settings_for(tmp_path, ofo_collection(GPKG_TABLE)))  # loads nothing yet
     with pytest.raises(ConfigError, match=r"collection\[0\]\.table\.path: table file not found"):
