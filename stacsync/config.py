@@ -9,9 +9,11 @@ import difflib
 import fnmatch
 import functools
 import glob
+import importlib.util
 import json
 import os
 import re
+import string
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterator
@@ -63,6 +65,7 @@ class CollectionConfig:
     crs: str | None
     default_datetime: str | None
     pc_type: str
+    license_url: str | None = None  # None: the SPDX page of an SPDX `license`
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Settings:
     irods: IrodsSettings = field(default_factory=IrodsSettings)
     parent_catalog: str | None = None
     notify: MailSettings | None = None
+    geoparquet: bool = False  # also write items.parquet beside index.geojson
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,6 +285,13 @@ SECTIONS: tuple[Section, ...] = (
                 "local path, or an iRODS path when `output.irods` is set). Skipped with a "
                 "warning when it cannot be written.",
                 "/iplant/home/shared/ofo/public/catalog.json",
+            ),
+            Key(
+                "geoparquet",
+                "bool",
+                False,
+                "Also write `items.parquet`, every item in one stac-geoparquet file, whenever "
+                "`index.geojson` is written. Needs `pip install 'stacsync[parquet]'`.",
             ),
         ),
     ),
@@ -462,10 +473,26 @@ SECTIONS: tuple[Section, ...] = (
                 "description",
                 "str",
                 None,
-                "Description; defaults to the title, else the id.",
-                "Orthomosaics and point clouds of ...",
+                "Description; defaults to the title, else the id. A template: `{items}` (the "
+                "number of items), `{start}` and `{end}` (first and last date, `YYYY-MM-DD`, "
+                "or a strftime format: `{start:%B %Y}`), `{id}` and `{title}` are filled in; "
+                "`{{` and `}}` are literal braces.",
+                "{items} missions flown between {start} and {end}.",
             ),
-            Key("license", "str", "other", "SPDX license id, e.g. `CC-BY-4.0`."),
+            Key(
+                "license",
+                "str",
+                "other",
+                "SPDX license id, e.g. `CC-BY-4.0` (linked to its spdx.org page), or `other`.",
+            ),
+            Key(
+                "license_url",
+                "url",
+                None,
+                "Web page of the license, linked from the collection (`rel: license`). Give it "
+                "for `other`; it replaces the spdx.org page of an SPDX id.",
+                "https://example.org/data-license",
+            ),
             Key("keywords", "strings", [], "Keywords.", ["drone", "forest"]),
             Key(
                 "match",
@@ -1059,6 +1086,42 @@ def _check_asset_titles(titles: dict[str, str], where: str, ctx: _Context) -> No
             )
 
 
+DESCRIPTION_FIELDS = ("items", "start", "end", "id", "title")
+
+
+def check_description(text: str) -> None:
+    """ValueError unless `text` is a description template stacsync can fill in."""
+    braces = "write {{ and }} for a literal brace"
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {braces}") from None
+    for _literal, name, _spec, _conversion in parsed:
+        if name is not None and name not in DESCRIPTION_FIELDS:
+            known = ", ".join(f"{{{f}}}" for f in DESCRIPTION_FIELDS)
+            raise ValueError(f"unknown placeholder {{{name}}} (known: {known}); {braces}")
+    # Formatted once with stand-ins of the real types, to catch a format spec that cannot apply.
+    sample: dict[str, Any] = {"items": 0, "start": date(2000, 1, 1), "end": date(2000, 1, 1)}
+    try:
+        text.format_map({**sample, "id": "x", "title": "x"})
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"cannot be filled in: {exc}") from None
+
+
+def _check_description(text: str | None, where: str, ctx: _Context) -> None:
+    if text is None:
+        return
+    try:
+        check_description(text)
+    except ValueError as exc:
+        ctx.error(f"{where}.description", str(exc))
+
+
+def _literal_braces(text: str) -> str:
+    # A title standing in for the description is text, not a template.
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _check_properties(properties: dict[str, Any], where: str, ctx: _Context) -> None:
     if "datetime" in properties:
         ctx.error(f"{where}.properties.datetime", "set default_datetime or table.datetime instead")
@@ -1068,6 +1131,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> Coll
     _check_match(values, where, ctx)
     _check_asset_titles(values["asset_titles"], where, ctx)
     _check_properties(values["properties"], where, ctx)
+    _check_description(values["description"], where, ctx)
     providers = tuple(
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if v not in (None, ())}
         for p in values["providers"]
@@ -1075,7 +1139,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> Coll
     return CollectionConfig(
         id=values["id"],
         title=values["title"],
-        description=values["description"] or values["title"] or values["id"] or "",
+        description=values["description"] or _literal_braces(values["title"] or values["id"] or ""),
         license=values["license"],
         keywords=values["keywords"],
         providers=providers,
@@ -1086,6 +1150,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> Coll
         crs=values["crs"],
         default_datetime=values["default_datetime"],
         pc_type=values["pc_type"],
+        license_url=values["license_url"],
     )
 
 
@@ -1142,6 +1207,12 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
     if source["irods"] is not None:
         collections = _fetched_tables(collections, source["irods"], values["manifest"]["path"])
     notify = _build_notify(values["notify"], ctx)
+    if output["geoparquet"] and not _geoparquet_installed():
+        ctx.error(
+            "output.geoparquet",
+            "needs the stac-geoparquet package, which is not installed: "
+            "pip install 'stacsync[parquet]'",
+        )
     if ctx.errors:
         raise ConfigError("\n".join(ctx.errors))
     return Settings(
@@ -1165,7 +1236,16 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
         irods=irods,
         parent_catalog=output["parent_catalog"],
         notify=notify,
+        geoparquet=bool(output["geoparquet"]),
     )
+
+
+def _geoparquet_installed() -> bool:
+    # find_spec, not import: pyarrow costs every start-up far more than this check.
+    try:
+        return all(importlib.util.find_spec(name) for name in ("stac_geoparquet", "pyarrow"))
+    except (ImportError, ValueError):
+        return False
 
 
 def _build_notify(values: dict[str, Any] | None, ctx: _Context) -> MailSettings | None:
@@ -1277,7 +1357,7 @@ def quick_settings(
     collection = CollectionConfig(
         id=safe_id(source.name or "files"),
         title=source.name or None,
-        description=f"Files under {source}",
+        description=_literal_braces(f"Files under {source}"),
         license="other",
         keywords=(),
         providers=(),

@@ -401,6 +401,14 @@ class Manifest:
             )
         )
 
+    def collection_item_json(self, collection_id: str) -> Iterator[str]:
+        """The stored JSON of every rendered item of one collection, streamed in id order."""
+        for (text,) in self.conn.execute(
+            "SELECT json FROM item WHERE collection_id = ? AND json IS NOT NULL ORDER BY item_id",
+            (collection_id,),
+        ):
+            yield text
+
     def iter_index_features(self) -> Iterator[tuple[str, str, str | None, str]]:
         """(collection, item, index feature or None, item json) of every rendered item.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ class Renderer:
             self._render_collections(summary)
             summary.catalog_written = self._render_catalog()
         summary.index_written = self._render_index(force=touched)
+        self._render_parquet(force=summary.index_written)
 
     def _summary_file_missing(self) -> bool:
         paths = [self.stac.catalog_path(), *map(self.stac.collection_path, self.collections)]
@@ -184,6 +186,9 @@ class Renderer:
                     start=extent["start"],
                     end=extent["end"],
                     item_ids=self.db.collection_item_ids(cid),
+                    items_summary=self.stac.summarise_items(self._stored_items(cid)),
+                    asset_titles=collection.asset_titles,
+                    license_url=collection.license_url,
                 ),
                 self.links,
             )
@@ -191,6 +196,11 @@ class Renderer:
                 self._publish(self.stac.collection_path(cid), self.stac.dumps(doc))
             )
         self._drop_unconfigured_collections()
+
+    def _stored_items(self, cid: str) -> Iterator[dict[str, Any]]:
+        # Parsed one at a time as the summary consumes them: never the whole collection.
+        for text in self.db.collection_item_json(cid):
+            yield json.loads(text)
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
@@ -238,6 +248,47 @@ class Renderer:
         with self.db.transaction():
             self.db.set_written_hash(path, hasher.hexdigest())
         return True
+
+    def _render_parquet(self, force: bool) -> bool:
+        """Write items.parquet when the index was written or it is missing; True if written.
+
+        Switched off, a file this stacsync wrote is removed rather than left to go stale.
+        """
+        from stacsync.geoparquet import PARQUET_PATH
+
+        path = PARQUET_PATH
+        if not self.settings.geoparquet:
+            if self.db.written_hash(path) is not None:
+                self.output.delete(path)
+                with self.db.transaction():
+                    self.db.set_written_hash(path, None)
+            return False
+        if not force and self.db.written_hash(path) and self.output.exists(path):
+            return False
+        return self._write_parquet(path)
+
+    def _write_parquet(self, path: str) -> bool:
+        from stacsync.geoparquet import GeoParquetError, write_items_parquet
+
+        hasher = _HashingWriter()
+        try:
+            with self.output.open_atomic(path) as out:
+                hasher.target = out
+                written = write_items_parquet(self._item_texts(), hasher)
+        except GeoParquetError as exc:
+            # An optional copy of what the catalog already says: keep the last good file
+            # (open_atomic dropped the partial one) and let the pass finish.
+            log.warning("%s not updated, the previous file (if any) is kept: %s", path, exc)
+            return False
+        with self.db.transaction():
+            self.db.set_written_hash(path, hasher.hexdigest())
+        log.info("wrote %s (%d items)", path, written.items)
+        return True
+
+    def _item_texts(self) -> Iterator[str]:
+        # The items as written (their own links), not the index lines.
+        for _cid, _iid, _line, text in self.db.iter_index_features():
+            yield text
 
     def _feature_lines(self):
         for _cid, _iid, line, text in self.db.iter_index_features():

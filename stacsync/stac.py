@@ -9,8 +9,9 @@ import json
 import math
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -41,10 +42,17 @@ _EXTENSION_BY_PREFIX = {
 
 JSON_TYPE = "application/json"
 GEOJSON_TYPE = "application/geo+json"
+HTML_TYPE = "text/html"
 
 INDEX_PATH = "index.geojson"
 _CATALOG_FILE = "catalog.json"
 _COLLECTION_FILE = "collection.json"
+_PARQUET_FILE = "items.parquet"  # stacsync.geoparquet.PARQUET_PATH, written beside the index
+
+SPDX_LICENSE_URL = "https://spdx.org/licenses/{}.html"
+# STAC's words for "no single SPDX license": spdx.org has no page to link them to.
+_NOT_SPDX = frozenset(("other", "proprietary", "various"))
+_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*\+?")
 
 WORLD_BBOX: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
 COORD_DECIMALS = 9  # 1e-9 degrees is ~0.1 mm: below any survey precision, stable across runs
@@ -94,11 +102,24 @@ class ItemInput:
 
 
 @dataclass(frozen=True)
+class ItemsSummary:
+    """What a collection's items share, and the range or set of the values that differ.
+
+    Made by `summarise_items` in one pass over the rendered items.
+    """
+
+    items: int
+    summaries: Mapping[str, Any]  # STAC `summaries`, ready to write
+    item_assets: Mapping[str, Mapping[str, Any]]  # asset key → fields all its assets share
+
+
+@dataclass(frozen=True)
 class CollectionInput:
-    """A collection's own fields plus aggregates the caller computed with SQL."""
+    """A collection's own fields plus aggregates the caller computed from the manifest."""
 
     id: str
     title: str | None
+    # A template: {items}, {start}, {end}, {id} and {title} are filled in (see _description).
     description: str
     license: str
     keywords: tuple[str, ...]
@@ -108,6 +129,9 @@ class CollectionInput:
     end: str | None
     item_ids: tuple[str, ...]
     extra_fields: Mapping[str, Any] = field(default_factory=dict)
+    items_summary: ItemsSummary | None = None  # None: no summaries, no item_assets
+    asset_titles: Mapping[str, str] = field(default_factory=dict)  # asset key → title
+    license_url: str | None = None  # the license text; default spdx.org for an SPDX id
 
 
 @dataclass(frozen=True)
@@ -128,15 +152,18 @@ def catalog_path() -> str:
     return _CATALOG_FILE
 
 
+_ROOT_FILES = (_CATALOG_FILE, INDEX_PATH, _PARQUET_FILE)
+
+
 def collection_path(collection_id: str) -> str:
     """Path of a collection file, relative to the output root."""
-    _check_id(collection_id, "collection", reserved=(_CATALOG_FILE, INDEX_PATH))
+    _check_id(collection_id, "collection", reserved=_ROOT_FILES)
     return f"{collection_id}/{_COLLECTION_FILE}"
 
 
 def item_path(collection_id: str, item_id: str) -> str:
     """Path of an item file, relative to the output root."""
-    _check_id(collection_id, "collection", reserved=(_CATALOG_FILE, INDEX_PATH))
+    _check_id(collection_id, "collection", reserved=_ROOT_FILES)
     _check_id(item_id, "item", reserved=(_COLLECTION_FILE,))
     return f"{collection_id}/{item_id}/{item_id}.json"
 
@@ -349,7 +376,7 @@ def _pointcloud_fields(pc: PointCloudInfo, pc_type: str) -> dict[str, Any]:
 def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
     """STAC Collection dict, with one `item` link per item id."""
     path = collection_path(c.id)
-    out = _head("Collection", c.id, c.title, c.description)
+    out = _head("Collection", c.id, c.title, _description(c))
     if c.keywords:
         out["keywords"] = list(c.keywords)
     if c.providers:
@@ -359,10 +386,18 @@ def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
         "spatial": {"bbox": [list(c.bbox) if c.bbox is not None else list(WORLD_BBOX)]},
         "temporal": {"interval": [[c.start, c.end]]},
     }
+    if c.items_summary is not None:
+        if c.items_summary.summaries:
+            out["summaries"] = dict(c.items_summary.summaries)
+        item_assets = _item_assets(c.items_summary, c.asset_titles)
+        if item_assets:
+            out["item_assets"] = item_assets
     out["links"] = [
         links.link("root", path, catalog_path(), JSON_TYPE),
         links.link("parent", path, catalog_path(), JSON_TYPE),
         *(links.link("item", path, item_path(c.id, i), GEOJSON_TYPE) for i in sorted(c.item_ids)),
+        # After the items, so that item links keep their positions (links[2 + i]).
+        *_license_links(c.license, c.license_url),
         *links.self_link(path, JSON_TYPE),
     ]
     declared = _merge_extra(out, c.extra_fields, c.id)
@@ -374,15 +409,242 @@ def _merge_extra(out: dict[str, Any], extra: Mapping[str, Any], cid: str) -> set
     """Add extra fields without letting them replace a field rendered from the inputs.
 
     `stac_extensions` in the extra fields adds URLs (for fields of extensions stacsync does
-    not know); the URLs are returned.
+    not know); the URLs are returned. Extra `summaries` join the computed ones, key by key.
     """
     extra = _plain(extra)
     declared = set(extra.pop("stac_extensions", []))
+    if "summaries" in extra and "summaries" in out:
+        summaries = extra.pop("summaries")
+        clash = sorted(set(summaries) & set(out["summaries"]))
+        if clash:
+            raise ValueError(f"collection {cid!r}: extra summaries {clash} would replace computed")
+        out["summaries"] = dict(sorted({**out["summaries"], **summaries}.items()))
     clash = sorted(set(extra) & set(out))
     if clash:
         raise ValueError(f"collection {cid!r}: extra fields {clash} would replace rendered fields")
     out.update(extra)
     return declared
+
+
+class _Unknown:
+    """Stands for the date of an empty collection in a description, whatever its format."""
+
+    def __format__(self, spec: str) -> str:
+        return "unknown"
+
+
+def _description(c: CollectionInput) -> str:
+    """The description template with counts and dates filled in.
+
+    The config check refuses unknown placeholders; should one get here anyway (a caller that
+    skipped the check), the text is published as written rather than failing the collection.
+    """
+    values = {
+        "items": len(c.item_ids),
+        "start": _day(c.start),
+        "end": _day(c.end),
+        "id": c.id,
+        "title": c.title or c.id,
+    }
+    try:
+        return c.description.format_map(values)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return c.description
+
+
+def _day(value: str | None) -> date | _Unknown:
+    # A date formats as YYYY-MM-DD, or through strftime with a spec: "{start:%B %Y}".
+    moment = _parse_datetime(value) if value else None
+    return moment.date() if moment is not None else _Unknown()
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Naive and aware datetimes do not compare; STAC datetimes are UTC anyway.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _license_links(license_id: str, url: str | None) -> list[dict[str, str]]:
+    """A `license` link: the configured URL, else the SPDX page of an SPDX license id."""
+    if url:
+        # Whatever the URL serves (HTML, PDF, text) is unknown, so no `type` is claimed.
+        return [{"rel": "license", "href": url}]
+    if (
+        license_id.lower() in _NOT_SPDX
+        or license_id.startswith(("LicenseRef-", "DocumentRef-"))  # user-defined ids
+        or not _SPDX_ID.fullmatch(license_id)
+    ):
+        return []  # "other", a private id or an SPDX expression: no spdx.org page to point at
+    return [{"rel": "license", "href": SPDX_LICENSE_URL.format(license_id), "type": HTML_TYPE}]
+
+
+def _item_assets(summary: ItemsSummary, titles: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """`item_assets`: per asset key, a title a person can read and what its assets share."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, shared in summary.item_assets.items():
+        entry = {"title": titles.get(key) or shared.get("title") or _title_from_key(key)}
+        entry.update((k, v) for k, v in shared.items() if k != "title")
+        # The schema asks for two fields at least; a key whose assets share nothing but a
+        # title (mixed media types and roles) has nothing to promise about its assets.
+        if len(entry) >= 2:
+            out[key] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- collection summaries
+
+# Summarised wherever they occur, in item properties or in assets: a set of values, or a range.
+_SET_FIELDS = ("constellation", "instruments", "mission", "pc:type", "platform", "proj:code")
+_RANGE_FIELDS = ("gsd", "pc:count")
+_SUMMARISED_FIELDS = frozenset((*_SET_FIELDS, *_RANGE_FIELDS))
+# Asset fields that go into `item_assets` when every asset under the key has the same value;
+# `roles` (the roles all of them have) and `bands` (field by field) are handled on their own.
+_SHARED_ASSET_FIELDS = ("title", "description", "type", "pc:type", "pc:schemas")
+_MISSING = object()
+
+
+def summarise_items(items: Iterable[Mapping[str, Any]]) -> ItemsSummary:
+    """Summaries and item_assets of a collection, from its rendered items.
+
+    `items` is consumed once and only one item is held at a time, so a collection of any size
+    costs one parse per item and memory for the distinct values (sets stay small: platforms,
+    CRSs), never for the items.
+    """
+    digest = _CollectionDigest()
+    for item in items:
+        digest.add(item)
+    return digest.result()
+
+
+class _Range:
+    """Running minimum and maximum; `order` maps a value to what is compared."""
+
+    def __init__(self, order: Callable[[Any], Any] = lambda v: v) -> None:
+        self.order = order
+        self.low: tuple[Any, Any] | None = None  # (order key, value)
+        self.high: tuple[Any, Any] | None = None
+
+    def add(self, value: Any) -> None:
+        key = self.order(value)
+        if self.low is None or key < self.low[0]:
+            self.low = (key, value)
+        if self.high is None or key > self.high[0]:
+            self.high = (key, value)
+
+    def render(self) -> dict[str, Any] | None:
+        if self.low is None or self.high is None:
+            return None
+        return {"minimum": self.low[1], "maximum": self.high[1]}
+
+
+class _CollectionDigest:
+    """The running state of `summarise_items`."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.sets: dict[str, set[str]] = {name: set() for name in _SET_FIELDS}
+        self.ranges = {name: _Range() for name in _RANGE_FIELDS}
+        # Compared as instants: ISO strings with and without fractional seconds do not sort.
+        self.datetime = _Range(order=_parse_datetime)
+        self.assets: dict[str, _AssetDigest] = {}
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        self.items += 1
+        properties = item.get("properties") or {}
+        self._add_fields(properties)
+        for name in ("start_datetime", "datetime", "end_datetime"):
+            if _parse_datetime(properties.get(name)) is not None:
+                self.datetime.add(properties[name])
+        for key, asset in (item.get("assets") or {}).items():
+            if isinstance(asset, Mapping):
+                self._add_fields(asset)
+                self.assets.setdefault(key, _AssetDigest()).add(asset)
+
+    def _add_fields(self, fields: Mapping[str, Any]) -> None:
+        # Only the names present: this runs for every asset of every item.
+        for name in _SUMMARISED_FIELDS & fields.keys():
+            value = fields[name]
+            if name in self.ranges:
+                if _is_number(value):
+                    self.ranges[name].add(value)
+            elif isinstance(value, str):
+                self.sets[name].add(value)
+            elif isinstance(value, list) and name == "instruments":  # the one list-valued field
+                self.sets[name].update(v for v in value if isinstance(v, str))
+
+    def result(self) -> ItemsSummary:
+        summaries: dict[str, Any] = {}
+        for name, values in self.sets.items():
+            if values:
+                summaries[name] = sorted(values)
+        for name, found in [*self.ranges.items(), ("datetime", self.datetime)]:
+            rendered = found.render()
+            if rendered is not None:
+                summaries[name] = rendered
+        return ItemsSummary(
+            items=self.items,
+            summaries=dict(sorted(summaries.items())),
+            item_assets={key: d.shared() for key, d in sorted(self.assets.items())},
+        )
+
+
+class _AssetDigest:
+    """What every asset seen so far under one asset key has in common."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.fields: dict[str, Any] = {}
+        self.roles: list[str] = []
+        self.bands: list[dict[str, Any]] | None = None
+
+    def add(self, asset: Mapping[str, Any]) -> None:
+        fields = {k: asset[k] for k in _SHARED_ASSET_FIELDS if k in asset}
+        found = asset.get("roles")
+        roles = [r for r in found if isinstance(r, str)] if isinstance(found, list) else []
+        bands = asset.get("bands")
+        if self.count == 0:
+            self.fields, self.roles = fields, sorted(set(roles))
+            self.bands = _bands(bands)
+        else:
+            self.fields = {k: v for k, v in self.fields.items() if fields.get(k, _MISSING) == v}
+            self.roles = [r for r in self.roles if r in roles]
+            self.bands = _common_bands(self.bands, bands)
+        self.count += 1
+
+    def shared(self) -> dict[str, Any]:
+        out = {k: self.fields[k] for k in ("title", "description", "type") if k in self.fields}
+        if self.roles:
+            out["roles"] = list(self.roles)
+        if self.bands and any(self.bands):  # bands that share nothing promise nothing
+            out["bands"] = self.bands
+        out.update((k, v) for k, v in sorted(self.fields.items()) if k not in out)
+        return out
+
+
+def _bands(value: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list) or not all(isinstance(b, Mapping) for b in value):
+        return None
+    return [dict(b) for b in value]
+
+
+def _common_bands(common: list[dict[str, Any]] | None, value: Any) -> list[dict[str, Any]] | None:
+    """Band by band, the fields with the same value; None once the band counts differ."""
+    bands = _bands(value)
+    if common is None or bands is None or len(bands) != len(common):
+        return None
+    return [
+        {k: v for k, v in mine.items() if theirs.get(k, _MISSING) == v}
+        for mine, theirs in zip(common, bands, strict=True)
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _collection_extensions(coll: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,573 @@
+"""Collections that describe themselves: summaries, item_assets, license link, description.
+
+Expected values are worked out from the item files, never written down by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rasterio
+from helpers import Recorder, validate_catalog
+
+from stacsync.config import (
+    DEFAULT_ASSET_TITLES,
+    DESCRIPTION_FIELDS,
+    check_description,
+    load_settings,
+    quick_settings,
+)
+from stacsync.demo import demo_config_toml, make_demo_tree
+from stacsync.errors import ConfigError
+from stacsync.stac import (
+    CollectionInput,
+    ItemsSummary,
+    Links,
+    collection_path,
+    render_collection,
+    summarise_items,
+)
+from stacsync.sync import rescan
+from stacsync.validate import SchemaValidator
+
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+LAZ = "application/vnd.laszip"
+COPC = "application/vnd.laszip+copc"
+COLLECTION = "ofo-missions"
+
+
+@pytest.fixture(scope="module")
+def validator(schema_root: Path) -> SchemaValidator:
+    return SchemaValidator(schema_root)
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def raster_asset(**kw: Any) -> dict[str, Any]:
+    asset = {
+        "href": "/data/x.tif",
+        "type": COG,
+        "title": "Orthomosaic",
+        "roles": ["data"],
+        "proj:code": "EPSG:32610",
+        "bands": [
+            {"name": "b1", "data_type": "uint8", "nodata": 0, "eo:common_name": "red"},
+            {"name": "b2", "data_type": "uint8", "nodata": 0, "eo:common_name": "green"},
+        ],
+    }
+    asset.update(kw)
+    return asset
+
+
+def cloud_asset(**kw: Any) -> dict[str, Any]:
+    asset = {
+        "href": "/data/x.laz",
+        "type": LAZ,
+        "title": "Point cloud",
+        "roles": ["data"],
+        "proj:code": "EPSG:32610",
+        "pc:count": 1000,
+        "pc:type": "lidar",
+    }
+    asset.update(kw)
+    return asset
+
+
+def item(iid: str, assets: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": iid,
+        "properties": {"datetime": "2023-05-25T12:00:00Z", **properties},
+        "assets": assets,
+    }
+
+
+def collection_input(**kw: Any) -> CollectionInput:
+    fields: dict[str, Any] = {
+        "id": "missions",
+        "title": "OFO missions",
+        "description": "Drone missions",
+        "license": "CC-BY-4.0",
+        "keywords": ("drone",),
+        "providers": ({"name": "OFO", "roles": ["producer"], "url": "https://ofo.example"},),
+        "bbox": (-123.0, 36.0, -122.9, 36.1),
+        "start": "2019-06-03T10:00:00Z",
+        "end": "2024-09-30T15:00:00Z",
+        "item_ids": ("a", "b", "c"),
+    }
+    fields.update(kw)
+    return CollectionInput(**fields)
+
+
+def _mixed_items() -> list[dict[str, Any]]:
+    return [
+        item(
+            "a",
+            {"ortho": raster_asset(), "points": cloud_asset(**{"pc:count": 500})},
+            gsd=0.05,
+            platform="DJI Phantom 4 RTK",
+            instruments=["P4RTK camera"],
+        ),
+        item(
+            "b",
+            {
+                "ortho": raster_asset(
+                    **{"proj:code": "EPSG:32611", "roles": ["data", "visual"]},
+                    bands=[
+                        {
+                            "name": "b1",
+                            "data_type": "uint8",
+                            "nodata": 255,
+                            "eo:common_name": "red",
+                        },
+                        {"name": "b2", "data_type": "uint8", "nodata": 0},
+                    ],
+                ),
+                "points": cloud_asset(
+                    **{"pc:count": 90_000, "type": "application/vnd.laszip+copc"}
+                ),
+            },
+            gsd=0.2,
+            platform="DJI Mavic 3 Enterprise",
+            instruments=["M3E camera", "P4RTK camera"],
+        ),
+        item(
+            "c",
+            {"ortho": raster_asset(**{"proj:code": None, "proj:wkt2": "LOCAL_CS[]"})},
+            gsd=0.1,
+            platform="DJI Phantom 4 RTK",
+            datetime="2023-05-25T12:00:00.5Z",  # fractional seconds sort after whole ones
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- summarise_items
+
+
+def test_summaries_are_sets_and_ranges_of_what_the_items_hold() -> None:
+    summary = summarise_items(_mixed_items())
+    assert summary.items == 3
+    assert summary.summaries == {
+        "datetime": {"minimum": "2023-05-25T12:00:00Z", "maximum": "2023-05-25T12:00:00.5Z"},
+        "gsd": {"minimum": 0.05, "maximum": 0.2},
+        "instruments": ["M3E camera", "P4RTK camera"],
+        "pc:count": {"minimum": 500, "maximum": 90_000},
+        "pc:type": ["lidar"],
+        "platform": ["DJI Mavic 3 Enterprise", "DJI Phantom 4 RTK"],
+        "proj:code": ["EPSG:32610", "EPSG:32611"],  # the null of a WKT-only CRS is left out
+    }
+    assert list(summary.summaries) == sorted(summary.summaries)
+
+
+def test_item_assets_keep_what_every_asset_of_a_key_shares() -> None:
+    shared = summarise_items(_mixed_items()).item_assets
+    assert list(shared) == ["ortho", "points"]
+    ortho = shared["ortho"]
+    assert ortho["type"] == COG
+    assert ortho["roles"] == ["data"]  # "visual" only on one of them
+    # Band by band: what differs (b1's nodata, b2's common name) is dropped.
+    assert ortho["bands"] == [
+        {"name": "b1", "data_type": "uint8", "eo:common_name": "red"},
+        {"name": "b2", "data_type": "uint8", "nodata": 0},
+    ]
+    points = shared["points"]
+    assert "type" not in points  # LAZ in one item, COPC in the other
+    assert points["pc:type"] == "lidar"
+    assert "pc:count" not in points and "proj:code" not in points
+
+
+def test_bands_that_share_nothing_are_dropped() -> None:
+    one_band = raster_asset(bands=[{"name": "b1", "data_type": "float32"}])
+    shared = summarise_items(
+        [item("a", {"dsm": raster_asset()}), item("b", {"dsm": one_band})]
+    ).item_assets
+    assert "bands" not in shared["dsm"]  # the band counts differ
+    other = raster_asset(bands=[{"name": "x1"}, {"name": "x2", "data_type": "int8"}])
+    shared = summarise_items(
+        [item("a", {"dsm": raster_asset()}), item("b", {"dsm": other})]
+    ).item_assets
+    assert "bands" not in shared["dsm"]  # same count, but no field in common
+
+
+def test_junk_values_are_not_summarised() -> None:
+    junk = item(
+        "a",
+        {"x": {"href": "/x", "pc:count": "many", "proj:code": 4326, "roles": "data"}},
+        gsd=True,
+        platform=["not", "a", "string"],
+        datetime="yesterday",
+    )
+    summary = summarise_items([junk])
+    assert summary.summaries == {}
+    assert summary.item_assets == {"x": {}}
+
+
+def test_empty_collection_has_no_summaries(validator: SchemaValidator) -> None:
+    summary = summarise_items([])
+    assert summary == ItemsSummary(items=0, summaries={}, item_assets={})
+    coll = render_collection(
+        collection_input(items_summary=summary, item_ids=(), start=None, end=None, bbox=None),
+        Links(None),
+    )
+    assert "summaries" not in coll and "item_assets" not in coll
+    assert validator.errors(coll) == []
+
+
+def test_summarise_consumes_the_items_once() -> None:
+    consumed = []
+
+    def stream():
+        for it in _mixed_items():
+            consumed.append(it["id"])
+            yield it
+
+    summarise_items(stream())
+    assert consumed == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------------------- render_collection
+
+
+@pytest.mark.parametrize("public", [None, "https://example.org/stac"])
+def test_collection_with_summaries_validates(
+    public: str | None, validator: SchemaValidator
+) -> None:
+    coll = render_collection(
+        collection_input(
+            items_summary=summarise_items(_mixed_items()), asset_titles={"ortho": "Orthomosaic"}
+        ),
+        Links(public),
+    )
+    assert validator.errors(coll) == []
+    assert SchemaValidator().errors(coll) == []  # the packaged schemas say the same
+    assert coll["summaries"]["gsd"] == {"minimum": 0.05, "maximum": 0.2}
+    assert coll["item_assets"]["ortho"]["title"] == "Orthomosaic"
+    assert coll["item_assets"]["points"]["title"] == "Point cloud"  # what the items say
+    # Declared because of summaries (proj:code, pc:*) and band fields in item_assets (eo:).
+    assert {url.split("/")[3] for url in coll["stac_extensions"]} == {
+        "eo",
+        "pointcloud",
+        "projection",
+    }
+    order = list(coll)
+    assert order.index("extent") < order.index("summaries") < order.index("item_assets")
+    assert order.index("item_assets") < order.index("links")
+
+
+def test_item_asset_titles_come_from_config_then_items_then_the_key() -> None:
+    assets = {"dtm-ptcloud": raster_asset(title="odd"), "extra_layer": raster_asset(title="x")}
+    other = {
+        "dtm-ptcloud": raster_asset(title="other"),
+        "extra_layer": raster_asset(title="y"),
+    }
+    summary = summarise_items([item("a", assets), item("b", other)])
+    coll = render_collection(
+        collection_input(items_summary=summary, asset_titles=DEFAULT_ASSET_TITLES), Links(None)
+    )
+    titles = {k: v["title"] for k, v in coll["item_assets"].items()}
+    assert titles == {
+        "dtm-ptcloud": "Digital terrain model (from point cloud)",
+        "extra_layer": "Extra layer",
+    }
+
+
+def test_a_key_whose_assets_share_only_a_title_is_left_out(validator: SchemaValidator) -> None:
+    a = {"data": {"href": "/a.tif", "type": COG, "roles": ["data"]}}
+    b = {"data": {"href": "/b.laz", "type": LAZ, "roles": ["metadata"]}}
+    coll = render_collection(
+        collection_input(items_summary=summarise_items([item("a", a), item("b", b)])),
+        Links(None),
+    )
+    assert "item_assets" not in coll  # a lone title would break the schema's minProperties
+    assert validator.errors(coll) == []
+
+
+@pytest.mark.parametrize(
+    ("license_id", "url", "expected"),
+    [
+        ("CC-BY-4.0", None, "https://spdx.org/licenses/CC-BY-4.0.html"),
+        ("GPL-2.0+", None, "https://spdx.org/licenses/GPL-2.0+.html"),
+        ("CC-BY-4.0", "https://example.org/terms", "https://example.org/terms"),
+        ("other", "https://example.org/terms", "https://example.org/terms"),
+        ("other", None, None),
+        ("proprietary", None, None),
+        ("MIT OR Apache-2.0", None, None),  # an expression: no single page
+        ("LicenseRef-ofo-data", None, None),  # a private id: not on spdx.org
+    ],
+)
+def test_license_link(license_id: str, url: str | None, expected: str | None) -> None:
+    coll = render_collection(
+        collection_input(license=license_id, license_url=url), Links("https://x.org/stac")
+    )
+    found = [link for link in coll["links"] if link["rel"] == "license"]
+    if expected is None:
+        assert found == []
+    else:
+        assert [link["href"] for link in found] == [expected]
+        assert ("type" in found[0]) == (url is None)  # a configured URL's content is unknown
+
+
+def test_description_template() -> None:
+    text = "{items} missions, {start} to {end:%B %Y}; {title} ({id}); {{literal}}"
+    coll = render_collection(collection_input(description=text), Links(None))
+    assert coll["description"] == (
+        "3 missions, 2019-06-03 to September 2024; OFO missions (missions); {literal}"
+    )
+    empty = render_collection(
+        collection_input(description=text, item_ids=(), start=None, end=None), Links(None)
+    )
+    assert empty["description"].startswith("0 missions, unknown to unknown;")
+
+
+def test_description_with_an_unknown_placeholder_is_kept_as_written() -> None:
+    coll = render_collection(collection_input(description="Plot {A} and {"), Links(None))
+    assert coll["description"] == "Plot {A} and {"
+
+
+def test_description_placeholders_match_the_config_check() -> None:
+    filled = render_collection(
+        collection_input(description=" ".join(f"<{{{f}}}>" for f in DESCRIPTION_FIELDS)),
+        Links(None),
+    )["description"]
+    assert "{" not in filled and "<>" not in filled
+
+
+def test_extra_summaries_join_computed_ones() -> None:
+    summary = summarise_items(_mixed_items())
+    coll = render_collection(
+        collection_input(
+            items_summary=summary, extra_fields={"summaries": {"constellation": ["ofo"]}}
+        ),
+        Links(None),
+    )
+    assert coll["summaries"]["constellation"] == ["ofo"]
+    assert coll["summaries"]["gsd"] == {"minimum": 0.05, "maximum": 0.2}
+    assert list(coll["summaries"]) == sorted(coll["summaries"])
+    with pytest.raises(ValueError, match="gsd"):
+        render_collection(
+            collection_input(items_summary=summary, extra_fields={"summaries": {"gsd": [1]}}),
+            Links(None),
+        )
+
+
+def test_a_collection_cannot_be_named_like_the_parquet_file() -> None:
+    import stacsync.geoparquet
+
+    with pytest.raises(ValueError, match="collide"):
+        collection_path(stacsync.geoparquet.PARQUET_PATH)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _config(tmp_path: Path, collection_extra: str, title: str = "Missions") -> Path:
+    path = tmp_path / "stacsync.toml"
+    path.write_text(
+        f"""
+[source]
+path = "data"
+[output]
+path = "out"
+[[collection]]
+id = "missions"
+title = {json.dumps(title)}
+match = '^(?P<item>.+)$'
+{collection_extra}
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("description", "problem"),
+    [
+        ("{item} missions", "unknown placeholder {item}"),
+        ("{start.year}", "unknown placeholder {start.year}"),
+        ("{0} missions", "unknown placeholder {0}"),
+        ("a } b", "Single '}'"),
+        ("{items:%Y}", "cannot be filled in"),
+    ],
+)
+def test_bad_description_templates_name_the_key(
+    tmp_path: Path, description: str, problem: str
+) -> None:
+    path = _config(tmp_path, f"description = {json.dumps(description)}")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith("collection[0].description: ")
+    assert problem in str(err.value)
+
+
+def test_good_description_template_and_license_url(tmp_path: Path) -> None:
+    text = "{items:,} flights, {start:%Y}–{end:%Y}. {{JSON}} braces."
+    check_description(text)
+    path = _config(
+        tmp_path,
+        f'description = {json.dumps(text)}\nlicense = "other"\n'
+        'license_url = "https://example.org/terms/"',
+    )
+    collection = load_settings(path).collections[0]
+    assert collection.description == text
+    assert collection.license_url == "https://example.org/terms"
+
+
+def test_a_title_standing_in_for_the_description_is_not_a_template(tmp_path: Path) -> None:
+    collection = load_settings(_config(tmp_path, "", title="Plot {A}")).collections[0]
+    coll = render_collection(
+        collection_input(description=collection.description, title=collection.title),
+        Links(None),
+    )
+    assert coll["description"] == "Plot {A}"
+    quick = quick_settings(tmp_path / "a{items}b", tmp_path / "out", tmp_path / "m.db")
+    coll = render_collection(
+        collection_input(description=quick.collections[0].description), Links(None)
+    )
+    assert coll["description"] == f"Files under {tmp_path / 'a{items}b'}"
+
+
+def test_license_url_must_be_a_web_address(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"collection\[0\]\.license_url: must start with http"):
+        load_settings(_config(tmp_path, 'license_url = "terms.txt"'))
+
+
+# --------------------------------------------------------------------------- a demo build
+
+
+def _age(root: Path, seconds: float = 60) -> None:
+    """Make files older than the racy-mtime window, as files on a store usually are."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+DESCRIPTION = "{items} drone missions flown from {start} to {end}."
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A 3-mission demo tree and its config (with a description template); returns the config."""
+    tree = make_demo_tree(tmp_path / "data", missions=3, raster_size=32, points=50)
+    _age(tree.root)
+    text = demo_config_toml(tree, tmp_path / "catalog", tmp_path / "m.db")
+    old = (
+        'description = "Orthomosaics, surface models and point clouds, one item per drone mission."'
+    )
+    assert old in text
+    text = text.replace(old, f"description = {json.dumps(DESCRIPTION)}")
+    config = tmp_path / "stacsync.toml"
+    config.write_text(text)
+    return config
+
+
+def _catalog(config: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    folder = config.parent / "catalog" / COLLECTION
+    collection = json.loads((folder / "collection.json").read_text())
+    items = [json.loads(p.read_text()) for p in sorted(folder.glob("*/*.json"))]
+    return collection, items
+
+
+def _expected_summaries(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the summaries must say, worked out from the item files the plain way."""
+    assets = [a for it in items for a in it["assets"].values()]
+    gsds = [it["properties"]["gsd"] for it in items if "gsd" in it["properties"]]
+    counts = [a["pc:count"] for a in assets if "pc:count" in a]
+    dates = sorted(it["properties"]["datetime"] for it in items)
+    return {
+        "datetime": {"minimum": dates[0], "maximum": dates[-1]},
+        "gsd": {"minimum": min(gsds), "maximum": max(gsds)},
+        "mission": sorted({it["properties"]["mission"] for it in items}),
+        "pc:count": {"minimum": min(counts), "maximum": max(counts)},
+        "pc:type": sorted({a["pc:type"] for a in assets if "pc:type" in a}),
+        "platform": sorted({it["properties"]["platform"] for it in items}),
+        "proj:code": sorted({a["proj:code"] for a in assets if a.get("proj:code")}),
+    }
+
+
+def _check_item_assets(collection: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    keys = sorted({k for it in items for k in it["assets"]})
+    assert list(collection["item_assets"]) == keys
+    for key in keys:
+        seen = [it["assets"][key] for it in items if key in it["assets"]]
+        entry = collection["item_assets"][key]
+        assert entry["title"] == DEFAULT_ASSET_TITLES[key]
+        types = {a["type"] for a in seen}
+        assert entry.get("type") == (types.pop() if len(types) == 1 else None)
+        roles = set.intersection(*(set(a["roles"]) for a in seen))
+        assert entry["roles"] == sorted(roles)
+        bands = [a.get("bands") for a in seen]
+        if all(b == bands[0] for b in bands) and bands[0]:
+            assert entry["bands"] == bands[0]
+        for asset in seen:
+            # Nothing in an entry contradicts an asset it describes.
+            for name, value in entry.items():
+                if name not in ("title", "roles", "bands"):
+                    assert asset[name] == value, (key, name)
+
+
+def test_demo_collection_describes_its_items(demo: Path, schema_root: Path) -> None:
+    summary = rescan(demo)
+    assert summary.errors == 0 and summary.items_written == 3
+    collection, items = _catalog(demo)
+    assert collection["summaries"] == _expected_summaries(items)
+    _check_item_assets(collection, items)
+    assert collection["item_assets"]["points"]["pc:type"] == "lidar"
+    license_links = [link for link in collection["links"] if link["rel"] == "license"]
+    assert license_links == [
+        {"rel": "license", "href": "https://spdx.org/licenses/CC-BY-4.0.html", "type": "text/html"}
+    ]
+    assert collection["providers"] == [
+        {
+            "name": "Open Forest Observatory",
+            "roles": ["producer", "licensor"],
+            "url": "https://openforestobservatory.org",
+        }
+    ]
+    start, end = collection["extent"]["temporal"]["interval"][0]
+    assert collection["description"] == (f"3 drone missions flown from {start[:10]} to {end[:10]}.")
+    validate_catalog(demo.parent / "catalog", schema_root)
+
+
+def test_a_finer_raster_widens_the_gsd_range(
+    demo: Path, schema_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rescan(demo)
+    before, items = _catalog(demo)
+    finest = min(it["properties"]["gsd"] for it in items)
+    target = next((demo.parent / "data" / "missions").glob("*/processed_01/full/orthomosaic.tif"))
+    with rasterio.open(target) as src:
+        profile, data = src.profile, src.read()
+    pixel = round(finest / 4, 4)
+    t = profile["transform"]
+    profile["transform"] = rasterio.Affine(pixel, 0, t.c, 0, -pixel, t.f)
+    for key in ("blockxsize", "blockysize"):
+        profile.pop(key, None)
+    with rasterio.open(target, "w", **{**profile, "tiled": False}) as dst:
+        dst.write(data)
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns - 30 * 10**9))
+
+    rec = Recorder(monkeypatch, demo.parent / "data")
+    summary = rescan(demo)
+    assert summary.modified == 1 and summary.items_written == 1
+    assert rec.written[f"{COLLECTION}/collection.json"] == 1
+    after, items = _catalog(demo)
+    assert after["summaries"]["gsd"]["minimum"] == pytest.approx(pixel)
+    assert after["summaries"] == _expected_summaries(items)
+    assert after["summaries"]["gsd"] != before["summaries"]["gsd"]
+    _check_item_assets(after, items)  # the rewritten file may no longer be a COG
+    validate_catalog(demo.parent / "catalog", schema_root)
+
+
+def test_an_unchanged_pass_does_not_rewrite_the_collection(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rescan(demo)
+    rec = Recorder(monkeypatch, demo.parent / "data")
+    rescan(demo)
+    assert not rec.written
