@@ -127,7 +127,7 @@ def _spill(
         # Batches differ when items do (an extra asset, an int where another has a float):
         # "permissive" widens to a schema that holds them all.
         schema = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except pa.ArrowException as exc:  # invalid, type, not-implemented: all the same here
         raise GeoParquetError(f"items cannot share one GeoParquet schema: {_short(exc)}") from exc
     return _Chunks(files, schema, rows)
 
@@ -151,7 +151,7 @@ def _to_arrow(batch: list[dict[str, Any]]) -> pa.Table:
 
     try:
         return parse_stac_items_to_arrow(batch, schema="FullFile").read_all()
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except pa.ArrowException as exc:  # invalid, type, not-implemented: all the same here
         first = batch[0].get("id")
         raise GeoParquetError(
             f"items {first!r}… cannot be converted to Arrow: {_short(exc)}"

@@ -79,15 +79,21 @@ def _write_features(catalog: Path, features: list[dict]) -> None:
     (catalog / "index.geojson").write_text(json.dumps(fc))
 
 
+# The demo collection is CC-BY-4.0: its licence link follows the two item links.
+LICENSE_URL = "https://spdx.org/licenses/CC-BY-4.0.html"
+LICENSE_WHERE = "links[4] (rel=license)"
+
+
 def test_demo_catalog_is_clean(catalog: Path, no_network: None) -> None:
     report = check_catalog(catalog)
     assert report.ok, _lines(report)
-    assert report.unchecked == []
+    # The collection's licence page is the one link not on this store: named, not fetched.
+    assert [(u.where, u.href) for u in report.unchecked] == [(LICENSE_WHERE, LICENSE_URL)]
     counts = {k: report.counts[k] for k in ("catalogs", "collections", "items", "assets")}
     assert counts == {"catalogs": 1, "collections": 1, "items": 2, "assets": 14}
     assert report.counts["index features"] == 2
-    # catalog 2 + collection 4 + items 3 each + index features 2 each
-    assert report.counts["links"] == 2 + 4 + 2 * 3 + 2 * 2
+    # catalog 2 + collection 5 (with the licence) + items 3 each + index features 2 each
+    assert report.counts["links"] == 2 + 5 + 2 * 3 + 2 * 2
 
 
 def test_deleted_item_file_is_named_by_the_link_and_the_index(catalog: Path) -> None:
@@ -219,10 +225,12 @@ def test_unpackaged_extension_is_named_and_nothing_is_downloaded(
     catalog: Path, no_network: None
 ) -> None:
     view = "https://stac-extensions.github.io/view/v1.0.0/schema.json"
+    declared = json.loads((catalog / f"{COLLECTION}/collection.json").read_text())
+    at = len(declared.get("stac_extensions", []))
     _edit(catalog / f"{COLLECTION}/collection.json", lambda c: c["stac_extensions"].append(view))
     report = check_catalog(catalog)
     assert [(p.file, p.where, p.kind) for p in report.problems] == [
-        (f"{COLLECTION}/collection.json", "stac_extensions[0]", Kind.SCHEMA)
+        (f"{COLLECTION}/collection.json", f"stac_extensions[{at}]", Kind.SCHEMA)
     ]
     assert view in report.problems[0].message
     assert "not in the offline schema store" in report.problems[0].message
@@ -236,12 +244,13 @@ def test_public_catalog_maps_urls_back_to_local_files(tmp_path: Path, no_network
     # Links are under the catalog's own URL (from its self link): all checked locally.
     assert report.ok, _lines(report)
     assert report.public_urls == (PUBLIC,)
-    assert {u.href.split("/missions/")[0] for u in report.unchecked} == {DATA_URL}
-    assert len(report.unchecked) == 14
+    assets = [u for u in report.unchecked if u.href != LICENSE_URL]
+    assert {u.href.split("/missions/")[0] for u in assets} == {DATA_URL}
+    assert len(assets) == 14 and len(report.unchecked) == 15
 
     data = UrlMap.parse(f"{DATA_URL}={tree.root}")
     report = check_catalog(out, source_urls=[data])
-    assert report.ok and report.unchecked == []
+    assert report.ok and [u.href for u in report.unchecked] == [LICENSE_URL]
 
     (tree.root / "missions/000101/processed_01/full/orthomosaic.tif").unlink()
     (out / COLLECTION / "collection.json").unlink()
@@ -278,7 +287,8 @@ def test_other_urls_are_not_checked(catalog: Path) -> None:
             "file": "catalog.json",
             "where": "links[2] (rel=license)",
             "href": "https://example.com/l.html",
-        }
+        },
+        {"file": f"{COLLECTION}/collection.json", "where": LICENSE_WHERE, "href": LICENSE_URL},
     ]
 
 
@@ -332,7 +342,9 @@ def test_validate_command_json_clean_and_usage(catalog: Path, tmp_path: Path) ->
     assert clean.output.splitlines() == [
         "not checked (no network): 1 hrefs under https://example.com, "
         "first in catalog.json: links[2] (rel=license)",
-        f"{catalog}: no problems; checked 1 catalogs, 1 collections, 2 items, 17 links, "
+        "not checked (no network): 1 hrefs under https://spdx.org, "
+        f"first in {COLLECTION}/collection.json: {LICENSE_WHERE}",
+        f"{catalog}: no problems; checked 1 catalogs, 1 collections, 2 items, 18 links, "
         "14 assets, 2 index features",
     ]
 
