@@ -413,7 +413,16 @@ def run(
 
 
 @cli.command()
-@click.argument("output", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "output", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path),
+    help="Take OUTPUT, its public URL and the href rewrites (asset URLs back to local files) "
+    "from this config.",
+)
 @click.option(
     "--public-url",
     "public_urls",
@@ -432,7 +441,11 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
 @_library_errors
 def validate(
-    output: Path, public_urls: tuple[str, ...], source_urls: tuple[str, ...], as_json: bool
+    output: Path | None,
+    config: Path | None,
+    public_urls: tuple[str, ...],
+    source_urls: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Check a published catalog in OUTPUT, offline: schemas, links, asset files, index.
 
@@ -444,7 +457,7 @@ def validate(
     checked (nothing is downloaded). Prints one line per problem naming the file and the
     field. Exit 0 when clean, 1 when problems were found, 2 for bad usage.
     """
-    from stacsync.check import COUNTED, UrlMap, check_catalog, check_url
+    from stacsync.check import UrlMap, check_catalog, check_url
 
     try:
         for url in public_urls:
@@ -455,6 +468,11 @@ def validate(
         maps = [UrlMap.parse(text) for text in source_urls]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--source-url") from None
+    if config is not None:
+        output, more_urls, more_maps = _validate_config(config, output)
+        public_urls, maps = (*public_urls, *more_urls), [*maps, *more_maps]
+    if output is None:
+        raise click.UsageError("give OUTPUT, or --config naming it")
     for url_map in maps:
         if not url_map.folder.is_dir():
             raise click.BadParameter(f"{url_map.folder} is not a folder", param_hint="--source-url")
@@ -467,21 +485,47 @@ def validate(
     if as_json:
         click.echo(json.dumps(report.to_dict(), sort_keys=True))
     else:
-        for problem in report.problems:
-            click.echo(str(problem))
-        by_site: dict[str, list] = {}
-        for skipped in report.unchecked:
-            by_site.setdefault("/".join(skipped.href.split("/", 3)[:3]), []).append(skipped)
-        for site, skipped in sorted(by_site.items()):
-            click.echo(
-                f"not checked (no network): {len(skipped)} hrefs under {site}, "
-                f"first in {skipped[0].file}: {skipped[0].where}"
-            )
-        counts = ", ".join(f"{report.counts[key]} {key}" for key in COUNTED)
-        verdict = f"{len(report.problems)} problems" if report.problems else "no problems"
-        click.echo(f"{output}: {verdict}; checked {counts}")
+        _print_check_report(report, output)
     if not report.ok:
         raise SystemExit(1)
+
+
+def _print_check_report(report, output: Path) -> None:
+    from stacsync.check import COUNTED
+
+    for problem in report.problems:
+        click.echo(str(problem))
+    by_site: dict[str, list] = {}
+    for skipped in report.unchecked:
+        by_site.setdefault("/".join(skipped.href.split("/", 3)[:3]), []).append(skipped)
+    for site, skipped in sorted(by_site.items()):
+        click.echo(
+            f"not checked (no network): {len(skipped)} hrefs under {site}, "
+            f"first in {skipped[0].file}: {skipped[0].where}"
+        )
+    counts = ", ".join(f"{report.counts[key]} {key}" for key in COUNTED)
+    verdict = f"{len(report.problems)} problems" if report.problems else "no problems"
+    click.echo(f"{output}: {verdict}; checked {counts}")
+
+
+def _validate_config(config: Path, output: Path | None):
+    """OUTPUT, public URLs and URL→folder maps a config implies, for `validate --config`."""
+    from stacsync.check import UrlMap
+    from stacsync.config import load_settings
+
+    settings = load_settings(config)
+    if settings.output_irods is not None and output is None:
+        raise click.UsageError(
+            f"the catalog is in iRODS ({settings.output_irods}): give a local copy as OUTPUT"
+        )
+    urls = (settings.public_url,) if settings.public_url else ()
+    # Rewrites from a local prefix to a URL say where asset URLs live on this machine.
+    maps = [
+        UrlMap(to, Path(prefix))
+        for prefix, to in settings.href_rewrites
+        if to.startswith(("http://", "https://")) and Path(prefix).is_dir()
+    ]
+    return output or settings.output_path, urls, maps
 
 
 def main() -> None:

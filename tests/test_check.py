@@ -364,3 +364,19 @@ def test_validate_command_json_clean_and_usage(catalog: Path, tmp_path: Path) ->
         cli, ["validate", str(catalog), "--source-url", f"https://a.org={tmp_path / 'none'}"]
     )
     assert missing.exit_code == 2 and "is not a folder" in missing.output
+
+
+def test_validate_with_config_maps_public_and_asset_urls_back(tmp_path: Path) -> None:
+    rewrite = f'\n[[href_rewrite]]\nprefix = "{tmp_path / "data"}"\nto = "{DATA_URL}"\n'
+    tree = _build(tmp_path, rewrite, public_url=PUBLIC)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["validate", "--config", str(tmp_path / "stacsync.toml"), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    # Links under the public URL and asset URLs under the rewrite were all found locally.
+    assert [u["href"] for u in report["not_checked"]] == [LICENSE_URL]
+
+    next(tree.root.rglob("*.laz")).unlink()  # an asset URL whose file is gone
+    broken = runner.invoke(cli, ["validate", "--config", str(tmp_path / "stacsync.toml")])
+    assert broken.exit_code == 1
+    assert "points.laz" in broken.output and "does not exist" in broken.output
