@@ -5,7 +5,6 @@ One registry (`SECTIONS`) drives parsing, validation, defaults, the docs and `ex
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 import glob
@@ -954,6 +953,8 @@ def _find_secrets(value: Any, where: str) -> Iterator[str]:
 
 
 def _unknown(name: str, candidates: list[str]) -> str:
+    import difflib  # only for a mistake: start-up does not pay for it
+
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key{hint}"

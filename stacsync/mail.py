@@ -5,18 +5,18 @@ Sending never fails a pass: an SMTP or network problem is a logged warning and a
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate, make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
+
+# email, socket and ipaddress load inside the functions that use them: config reads
+# MailSettings on every start, and mail is configured rarely and sent more rarely still.
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class MailNotifier:
     def compose(self, subject: str, body: str) -> EmailMessage:
         """The message, with From, To, Subject, Date and Message-ID set."""
         from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
 
         s = self.settings
         msg = EmailMessage()
@@ -245,6 +246,8 @@ def new_error_list(
 
 def is_loopback(host: str) -> bool:
     """Whether `host` is this machine (a password may then go without TLS)."""
+    import ipaddress
+
     if host.lower() == "localhost":
         return True
     try:
@@ -258,16 +261,22 @@ def _recipients(settings: MailSettings) -> str:
 
 
 def _is_addr(value: str) -> bool:
+    from email.utils import parseaddr
+
     _, addr = parseaddr(value)
     return "@" in addr and " " not in addr
 
 
 def _bare(addr: str) -> str:
     """ "Data Team <team@x.org>" -> "team@x.org": the envelope holds addresses only."""
+    from email.utils import parseaddr
+
     return parseaddr(addr)[1] or addr
 
 
 def _domain(addr: str) -> str:
+    from email.utils import parseaddr
+
     domain = parseaddr(addr)[1].rpartition("@")[2]
     return domain or "stacsync.invalid"
 
@@ -282,6 +291,8 @@ def _one_line(message: str) -> str:
 
 
 def _footer() -> str:
+    import socket
+
     return f"-- \nSent by stacsync on {socket.gethostname()}."
 
 

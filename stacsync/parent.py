@@ -10,7 +10,6 @@ import json
 import os
 import posixpath
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -54,6 +53,8 @@ class LocalParentStore:
         # read-only bit is their "do not touch", so it is honoured.
         if not os.access(target, os.W_OK):
             raise PermissionError(13, "Permission denied (file is read-only)", str(target))
+        import tempfile  # loaded on the rare write, not with every pass
+
         fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -81,6 +80,8 @@ class LocalOutput:
         """A file that appears under `relpath` only once it is complete."""
         target = self.path(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # a no-change pass writes nothing: it need not load this
+
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:

@@ -9,11 +9,11 @@ import functools
 from typing import TYPE_CHECKING
 
 from stacsync.config import Settings, is_included
-from stacsync.parent import LocalParentStore, ParentStore
 from stacsync.publish import LocalOutput, Output
 from stacsync.sources.local import LocalSource
 
 if TYPE_CHECKING:
+    from stacsync.parent import ParentStore
     from stacsync.sources import Source
 
 
@@ -50,6 +50,8 @@ def make_parent_store(settings: Settings, output: Output) -> ParentStore | None:
     if settings.parent_catalog is None:
         return None
     if settings.output_irods is None:
+        from stacsync.parent import LocalParentStore
+
         return LocalParentStore()
     from stacsync.publish_irods import IrodsParentStore
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 
 from stacsync.config import Settings, TableConfig
 from stacsync.sources import Source
@@ -51,6 +49,9 @@ def _fetch(table: TableConfig, source: Source) -> None:
             return
     except FileNotFoundError:
         pass
+    import shutil
+    import tempfile
+
     local.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=local.parent)
     try:
