@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import measure, scenarios, watch
-from benchmarks.measure import CommandFailed, Stats, repeat, rss_method, run_process
+from benchmarks.measure import CommandFailed, Sample, Stats, repeat, rss_method, run_process
 from benchmarks.trees import BenchTree, prepare, reset_stacsync
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +69,30 @@ def bench_size(tree: BenchTree, args: argparse.Namespace) -> SizeResult:
         stats, did = scenario(tree, runs)
         result.rows[key] = Row(name, stats, did)
     result.rows["watch"] = _watch(tree, args.watch_runs, args.watch_settle)
+    result.rows.update(_warm(tree, args.runs))
     return result
+
+
+def _warm(tree: BenchTree, runs: int) -> dict[str, Row]:
+    """A no-change pass and a bare walk timed inside one running process (no start-up)."""
+    _progress(f"  warm no-change pass and walk × {runs}")
+    argv = [sys.executable, "-m", "benchmarks.warm_pass", str(tree.config), str(tree.root)]
+    done = subprocess.run(
+        [*argv, str(runs)], capture_output=True, text=True, check=True, cwd=HERE.parent
+    )
+    figures = json.loads(done.stdout)
+
+    def stats(key: str) -> Stats:
+        return Stats(tuple(Sample(s, figures["rss_mb"], "") for s in figures[key]))
+
+    return {
+        "warm_walk": Row("bare walk + stat, inside a running process", stats("walk"), "floor"),
+        "warm_nochange": Row(
+            "no-change pass inside a running process (a `stacsync run` poll)",
+            stats("pass"),
+            "manifest kept open, as the daemon keeps it",
+        ),
+    }
 
 
 def _walk(tree: BenchTree, runs: int) -> Row:
@@ -173,6 +196,14 @@ def targets(results: dict[int, SizeResult]) -> list[Target]:
         )
         out.append(
             _at_most("no-change rescan @1,000: rescan ÷ bare walk", nochange, mid.median("walk"), 3)
+        )
+        out.append(
+            _at_most(
+                "no-change pass inside `stacsync run` @1,000: pass ÷ bare walk (both warm)",
+                mid.median("warm_nochange"),
+                mid.median("warm_walk"),
+                3,
+            )
         )
         out.append(
             _at_least(
