@@ -7,6 +7,7 @@ re-deriving whatever it marks dirty.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -90,6 +91,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         # The item's line of index.geojson, kept so that writing the index streams stored
         # text instead of parsing and re-serialising every item on each change.
         "ALTER TABLE item ADD COLUMN feature TEXT;",
+    ),
+    (
+        "thumbnails",
+        # A raster's thumbnail PNG, made when it was extracted (so only when it changed); the
+        # foreign key drops it with its file's row.
+        """
+        CREATE TABLE thumbnail (
+            path TEXT PRIMARY KEY REFERENCES asset_file (path) ON DELETE CASCADE,
+            png  BLOB NOT NULL,
+            hash TEXT NOT NULL                 -- sha256 hex of png
+        );
+        """,
     ),
 ]
 
@@ -538,6 +551,33 @@ class Manifest:
         cur = self.conn.execute(sql, list(args))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
+
+    # -- thumbnails ----------------------------------------------------------------------
+
+    def set_thumbnail(self, path: str, png: bytes | None) -> None:
+        """Keep the thumbnail PNG of a known file, or drop it with None (inside a transaction)."""
+        if png is None:
+            self.conn.execute("DELETE FROM thumbnail WHERE path = ?", (path,))
+            return
+        self.conn.execute(
+            "INSERT INTO thumbnail (path, png, hash) VALUES (?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET png = excluded.png, hash = excluded.hash",
+            (path, png, hashlib.sha256(png).hexdigest()),
+        )
+
+    def thumbnail_hashes(self, paths: Iterable[str]) -> dict[str, str]:
+        """sha256 hex of the thumbnails of those files that have one, by path."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        marks = ", ".join("?" * len(paths))
+        cur = self.conn.execute(f"SELECT path, hash FROM thumbnail WHERE path IN ({marks})", paths)
+        return dict(cur.fetchall())
+
+    def thumbnail(self, path: str) -> bytes | None:
+        """The thumbnail PNG of one file, if it has one."""
+        row = self.conn.execute("SELECT png FROM thumbnail WHERE path = ?", (path,)).fetchone()
+        return bytes(row[0]) if row else None
 
 
 def _statements(sql: str) -> Iterator[str]:

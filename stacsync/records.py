@@ -107,20 +107,32 @@ class AssetMeta:
     crs_wkt2: str  # WKT2 of the CRS, always present (a file with no CRS is an ExtractError)
     bbox_native: BBox  # in the file's CRS
     bbox_4326: BBox  # west, south, east, north; west > east when it crosses the antimeridian
-    geometry_4326: dict[str, Any]  # GeoJSON Polygon or MultiPolygon (split at ±180)
+    geometry_4326: dict[str, Any]  # where the data is: GeoJSON Polygon or MultiPolygon (±180 split)
+    # How geometry_4326 was made, for a person: "valid-data mask at 1/16 overview (167x167 px)",
+    # "grid box: all nodata at ...", "COPC octree levels 0-2 (1,065 points)", "header box".
+    footprint_method: str = ""
     datetime: str | None = None  # ISO 8601 UTC from the file itself (TIFF DATETIME, LAS date)
     raster: RasterInfo | None = None
     pointcloud: PointCloudInfo | None = None
     warnings: tuple[str, ...] = field(default=())
+    # A PNG of a raster's overview for the item's thumbnail asset. Not part of the JSON (the
+    # manifest keeps it in its own table) and not compared: two reads of one file are equal
+    # whether or not a thumbnail was made.
+    thumbnail: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
-        """Serialise deterministically for the manifest."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Serialise deterministically for the manifest (without the thumbnail)."""
+        data = asdict(self)
+        del data["thumbnail"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AssetMeta:
-        """Rebuild from `to_json` output."""
+        """Rebuild from `to_json` output (the thumbnail stays None)."""
         data = json.loads(text)
+        # Rows extracted before footprints were traced hold the grid or header box.
+        old_method = "grid box" if data["kind"] == "raster" else "header box"
+        data.setdefault("footprint_method", old_method)
         raster = data.pop("raster")
         pc = data.pop("pointcloud")
         if raster is not None:

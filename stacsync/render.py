@@ -6,8 +6,10 @@ or it is missing on disk, so a crash anywhere is repaired by the next pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -108,10 +110,16 @@ class Renderer:
         if not rows or collection is None:
             existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
             self.output.delete(relpath)
+            self._drop_thumbnail(self.stac.thumbnail_path(cid, iid))
             self.db.delete_item(cid, iid)
             summary.items_deleted += int(existed)
             return existed
-        item = self.stac.render_item(self._item_input(collection, iid, rows), self.links)
+        item_input = self._item_input(collection, iid, rows)
+        thumbnail = self._thumbnail_source(rows, item_input.assets)
+        item_input = dataclasses.replace(item_input, thumbnail=thumbnail is not None)
+        item = self.stac.render_item(item_input, self.links)
+        # The PNG first, so that no published item points at one that is not there yet.
+        self._publish_thumbnail(self.stac.thumbnail_path(cid, iid), thumbnail)
         data = self.stac.dumps(item)
         digest = sha256_hex(data)
         written = False
@@ -168,6 +176,46 @@ class Renderer:
             assets=tuple(assets),
             pc_type=collection.pc_type,
         )
+
+    def _thumbnail_source(self, rows: list, assets: tuple) -> tuple[str, str] | None:
+        """(path, PNG hash) of the file whose thumbnail the item shows, or None.
+
+        The orthomosaic's, else the first elevation model's, else the first other raster's;
+        point clouds have none. An item with a data asset keyed "thumbnail" gets none.
+        """
+        hashes = self.db.thumbnail_hashes(row["path"] for row in rows)
+        if not hashes or any(a.key == self.stac.THUMBNAIL_KEY for a in assets):
+            return None
+        ranked = sorted(
+            (_thumbnail_rank(asset.key, asset.meta), asset.key, row["path"])
+            for row, asset in zip(rows, assets, strict=True)
+            if row["path"] in hashes
+        )
+        if not ranked:
+            return None
+        path = ranked[0][2]
+        return path, hashes[path]
+
+    def _publish_thumbnail(self, relpath: str, source: tuple[str, str] | None) -> None:
+        """Write the item's PNG when its bytes changed or it is missing; drop it if it has none."""
+        if source is None:
+            self._drop_thumbnail(relpath)
+            return
+        path, digest = source
+        if digest == self.db.written_hash(relpath) and self.output.exists(relpath):
+            return
+        png = self.db.thumbnail(path)
+        if png is None:  # gone since the hashes were read: nothing to show
+            self._drop_thumbnail(relpath)
+            return
+        self.output.write(relpath, png)
+        self.db.set_written_hash(relpath, digest)
+
+    def _drop_thumbnail(self, relpath: str) -> None:
+        # Only a PNG we wrote: a stat per item without one would cost a round trip on iRODS.
+        if self.db.written_hash(relpath) is not None:
+            self.output.delete(relpath)
+            self.db.set_written_hash(relpath, None)
 
     # -- collections, catalog, index -----------------------------------------------------
 
@@ -299,6 +347,29 @@ class Renderer:
             self.stac.INDEX_PATH, self.stac.item_path(item["collection"], item["id"])
         )
         return self.stac.index_feature(item, href)
+
+
+# Asset keys of an orthomosaic: the thumbnail an item shows first.
+_ORTHO_KEYS = frozenset({"ortho", "orthomosaic", "orthophoto", "rgb"})
+# Words in an asset key that name an elevation model: the second choice (drawn on a ramp).
+_ELEVATION_WORDS = frozenset({"dsm", "dtm", "chm", "dem"})
+
+
+def _thumbnail_rank(key: str, meta: AssetMeta) -> int:
+    """Which file's thumbnail an item shows: the lowest rank, then the first asset key.
+
+    0 for an orthomosaic (by its key, or 3+ bands of 8 bits), 1 for an elevation model (dsm,
+    dtm, chm or dem in its key), 2 for any other raster.
+    """
+    raster = meta.raster
+    rgb_like = raster is not None and len(raster.bands) >= 3
+    if key.lower() in _ORTHO_KEYS or (
+        rgb_like and all(b.data_type == "uint8" for b in raster.bands)
+    ):
+        return 0
+    if set(re.split(r"[-_.\s]+", key.lower())) & _ELEVATION_WORDS:
+        return 1
+    return 2
 
 
 class _HashingWriter:

@@ -99,6 +99,7 @@ class ItemInput:
     properties: Mapping[str, Any]  # extra static properties (JSON-able)
     assets: tuple[AssetInput, ...]
     pc_type: str = "lidar"
+    thumbnail: bool = False  # a PNG is published beside the item (at `thumbnail_path`)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,11 @@ def item_path(collection_id: str, item_id: str) -> str:
     return f"{collection_id}/{item_id}/{item_id}.json"
 
 
+def thumbnail_path(collection_id: str, item_id: str) -> str:
+    """Path of an item's thumbnail PNG, beside the item file."""
+    return item_path(collection_id, item_id).removesuffix(".json") + ".png"
+
+
 def _check_id(value: str, what: str, reserved: tuple[str, ...]) -> None:
     # Last defence: ids are sanitised upstream, but a bad one here would write outside the tree.
     if not isinstance(value, str) or safe_id(value) != value:
@@ -208,13 +214,21 @@ class Links:
 # --------------------------------------------------------------------------- items
 
 
+PNG_TYPE = "image/png"
+THUMBNAIL_KEY = "thumbnail"
+
+
 def render_item(item: ItemInput, links: Links) -> dict[str, Any]:
-    """STAC Item dict for one item; assets sorted by key."""
+    """STAC Item dict for one item; assets sorted by key, the thumbnail among them."""
     path = item_path(item.collection_id, item.item_id)
     assets = _sorted_assets(item.assets, item.item_id)
     geometry, bbox = footprint([a.meta for a in assets])
     properties = _item_properties(item, assets)
     rendered_assets = {a.key: _render_asset(a, item.pc_type) for a in assets}
+    if item.thumbnail and THUMBNAIL_KEY not in rendered_assets:  # a data asset keeps its key
+        png = links.href(path, thumbnail_path(item.collection_id, item.item_id))
+        rendered_assets[THUMBNAIL_KEY] = _thumbnail_asset(png)
+        rendered_assets = dict(sorted(rendered_assets.items()))
     coll = collection_path(item.collection_id)
     return {
         "type": "Feature",
@@ -283,6 +297,10 @@ def _render_asset(asset: AssetInput, pc_type: str) -> dict[str, Any]:
     if asset.checksum:
         out["file:checksum"] = _checksum(asset.checksum, asset.key)
     return out
+
+
+def _thumbnail_asset(href: str) -> dict[str, Any]:
+    return {"href": href, "type": PNG_TYPE, "title": "Thumbnail", "roles": ["thumbnail"]}
 
 
 def _title_from_key(key: str) -> str:
@@ -725,11 +743,23 @@ def index_feature(item: Mapping[str, Any], href: str) -> dict[str, Any]:
         raise ValueError(f"index href {href!r} does not end with the item's path {suffix!r}")
     base = href[: -len(suffix)]
     feature = {key: value for key, value in item.items() if key != "links"}
+    # A relative asset href (the thumbnail beside the item) is rebased to the index's folder.
+    folder = posixpath.dirname(suffix)
+    feature["assets"] = {
+        key: _rebased(asset, folder) for key, asset in item.get("assets", {}).items()
+    }
     feature["links"] = [
         {"rel": "canonical", "href": href, "type": GEOJSON_TYPE},
         {"rel": "collection", "href": base + collection_path(cid), "type": JSON_TYPE},
     ]
     return feature
+
+
+def _rebased(asset: Mapping[str, Any], folder: str) -> Mapping[str, Any]:
+    href = asset.get("href", "")
+    if "://" in href or href.startswith("/"):
+        return asset
+    return {**asset, "href": "./" + posixpath.normpath(posixpath.join(folder, href))}
 
 
 def feature_line(feature: Mapping[str, Any]) -> str:
@@ -776,10 +806,45 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
     if merged.is_empty or merged.area == 0:
         # Degenerate footprints (one point, one row of pixels) vanish in a union.
         merged = shapely.convex_hull(shapely.GeometryCollection(parts))
+    elif _positions(merged) > ITEM_MAX_VERTICES:
+        merged = _fewer_vertices(merged, east + 360.0 if crosses else 180.0)
+        low, bottom, high, top = merged.bounds  # a little larger than the assets' union
+        west, east = min(west, low), max(east, high - 360.0 if crosses else high)
+        south, north = min(south, bottom), max(north, top)
     if crosses:
         merged = _split_at_180(merged)
     bbox = [_round(west), _round(south), _round(east), _round(north)]
     return _geojson(merged), bbox
+
+
+# Each asset's footprint has at most 256 vertices; the union of several, with their
+# crossings, is held to this many so an item (and its line of index.geojson) stays small.
+ITEM_MAX_VERTICES = 512
+
+
+def _positions(geom: BaseGeometry) -> int:
+    import shapely
+
+    return int(shapely.get_num_coordinates(geom))
+
+
+def _fewer_vertices(geom: BaseGeometry, east_limit: float) -> BaseGeometry:
+    """The union with at most ITEM_MAX_VERTICES positions, still covering all of it.
+
+    Grown by a tolerance, then simplified by it (Douglas-Peucker moves edges by about the
+    tolerance; the cover is checked); the tolerance doubles from 1/100000 of the extent.
+    """
+    import shapely
+
+    low, bottom, high, top = geom.bounds
+    tolerance = max(high - low, top - bottom) * 1e-5
+    while True:
+        grown = geom.buffer(tolerance * 1.001, join_style="mitre")
+        simple = shapely.simplify(grown, tolerance, preserve_topology=True)
+        simple = shapely.clip_by_rect(simple, -180.0, -90.0, east_limit, 90.0)
+        if _positions(simple) <= ITEM_MAX_VERTICES and simple.covers(geom):
+            return simple
+        tolerance *= 2.0
 
 
 def _longitude_extent(intervals: Iterable[tuple[float, float]]) -> tuple[float, float]:

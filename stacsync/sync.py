@@ -471,6 +471,10 @@ class SyncPass:
                 "scanned_ns": scanned_ns,
             }
         )
+        # A thumbnail is made only by an extraction, i.e. when the file changed: replace the
+        # old one, or drop it when there is none now (an error, a point cloud).
+        ok = status == FileState.OK and result.meta is not None
+        self.db.set_thumbnail(entry.path, result.meta.thumbnail if ok else None)
 
     def _place_known(self, old: FileRow) -> Placement:
         """Where a known file goes now; its old place if the layout disagrees mid-pass.

@@ -25,6 +25,7 @@ from laspy.vlrs.known import WktCoordinateSystemVlr
 from laspy.vlrs.vlrlist import VLRList
 
 from stacsync.errors import ExtractError
+from stacsync.extract import copc
 from stacsync.extract import pointcloud as pc
 from stacsync.extract.pointcloud import extract_pointcloud, extract_pointcloud_stream
 from stacsync.records import AssetMeta
@@ -54,13 +55,23 @@ def _refuse(*_args, **_kwargs):
 
 
 @pytest.fixture(autouse=True)
-def no_point_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test here fails if anything reads or decompresses point records."""
+def no_point_decoding(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every test here fails if anything reads or decompresses point records, but for the
+    coarse levels of a COPC octree: those calls are let through and their point counts listed."""
     for attr in ("read_points", "read", "chunk_iterator", "_create_point_source"):
         monkeypatch.setattr(laspy.LasReader, attr, _refuse)
     monkeypatch.setattr(lazrsbackend.LazrsPointReader, "__init__", _refuse)
     for attr in ("LasZipDecompressor", "ParLasZipDecompressor", "decompress_points"):
         monkeypatch.setattr(lazrs, attr, _refuse)
+    decoded: list[int] = []
+    real = lazrs.decompress_points_with_chunk_table
+
+    def counted(compressed, laszip, out, chunk_table, *args):
+        decoded.append(sum(points for points, _size in chunk_table))
+        return real(compressed, laszip, out, chunk_table, *args)
+
+    monkeypatch.setattr(lazrs, "decompress_points_with_chunk_table", counted)
+    return decoded
 
 
 @pytest.fixture
@@ -101,9 +112,16 @@ def test_every_pointcloud_is_classified(expected: dict) -> None:
 
 
 @pytest.mark.parametrize("name", GOOD)
-def test_good_file_matches_ground_truth(name: str, testdata: Path, expected: dict) -> None:
+def test_good_file_matches_ground_truth(
+    name: str, testdata: Path, expected: dict, no_point_decoding: list[int]
+) -> None:
     truth = expected[name]
     meta = extract_pointcloud(testdata / name)
+    if truth["extra"]["is_copc"]:  # one bounded decode of the octree's coarse levels
+        assert len(no_point_decoding) == 1 and no_point_decoding[0] <= copc.MAX_POINTS
+        assert meta.footprint_method.startswith("COPC octree level")
+    else:
+        assert no_point_decoding == [] and meta.footprint_method == "header box"
     info = meta.pointcloud
     assert meta.kind == "pointcloud" and info is not None
     assert info.las_version == truth["las_version"]
@@ -117,7 +135,14 @@ def test_good_file_matches_ground_truth(name: str, testdata: Path, expected: dic
     assert meta.bbox_native == (info.mins[0], info.mins[1], info.maxs[0], info.maxs[1])
     assert meta.crs_code == _expected_code(truth)
     assert meta.crs_wkt2.strip()
-    assert _close_deg(meta.bbox_4326, truth["bounds_4326"])
+    if info.copc:  # where the points read are: inside the header box
+        west, south, east, north = truth["bounds_4326"]
+        # ... but for the 1 % of a cell (at least 4 a side) kept around the outermost points
+        slack = 1e-6 + max(east - west, north - south) / 400
+        assert west - slack <= meta.bbox_4326[0] <= meta.bbox_4326[2] <= east + slack
+        assert south - slack <= meta.bbox_4326[1] <= meta.bbox_4326[3] <= north + slack
+    else:
+        assert _close_deg(meta.bbox_4326, truth["bounds_4326"])
     assert info.copc == truth["extra"]["is_copc"]
     assert info.compressed == truth["extra"]["is_compressed"]
 
@@ -243,7 +268,21 @@ def test_reads_only_header_vlrs_and_pointers(name: str, testdata: Path, expected
     meta = extract_pointcloud_stream(stream, len(data), name)
     assert meta.pointcloud.point_count == expected[name]["point_count"]
     # fixed header + header/VLR block + chunk-table pointer + a few EVLR headers (+ CRS EVLRs)
-    assert stream.bytes_read <= 375 + offset + 8 + 4096, (stream.bytes_read, len(data))
+    budget = 375 + offset + 8 + 4096
+    if meta.pointcloud.copc:  # + the root hierarchy page and the coarse nodes it names
+        budget += _copc_sample_bytes(data, meta.footprint_method)
+    assert stream.bytes_read <= budget, (stream.bytes_read, len(data))
+
+
+def _copc_sample_bytes(data: bytes, method: str) -> int:
+    """Bytes of the COPC root hierarchy page and of the nodes of the levels `method` names."""
+    deepest = int(method.split("level")[1].split("(")[0].split("-")[-1])
+    with laspy.open(io.BytesIO(data)) as reader:
+        info = reader.header.vlrs.get_by_id("copc", [1])[0]
+    page = data[info.hierarchy_root_offset : info.hierarchy_root_offset + info.hierarchy_root_size]
+    nodes = [struct.unpack_from("<4iQii", page, at) for at in range(0, len(page), 32)]
+    chosen = sum(size for level, *_, size, count in nodes if level <= deepest and count > 0)
+    return len(page) + chosen
 
 
 # --- lying or broken headers, made by patching copies of real files -----------------------------

@@ -91,8 +91,10 @@ def _compare(meta: AssetMeta, exp: dict, name: str) -> None:
     assert r.resolution == pytest.approx(exp["res"], rel=1e-12)
     assert meta.bbox_native == pytest.approx(exp["bounds_native"], rel=1e-12, abs=1e-9)
     assert meta.crs_code == CRS_CODE_DIFFERS.get(name, exp["crs_authority"])
-    if name not in FOOTPRINT_FROM_CORNERS:
+    if meta.footprint_method.startswith("grid box") and name not in FOOTPRINT_FROM_CORNERS:
         assert meta.bbox_4326 == pytest.approx(exp["bounds_4326"], abs=1e-6)
+    else:  # where the data is: inside the grid's own bounds (test_footprint checks it closely)
+        _assert_within(meta.bbox_4326, exp["bounds_4326"], tolerance=1e-6)
     assert r.is_cog == COG_DIFFERS.get(name, exp["extra"]["rio_cogeo_validate"]["is_valid_cog"])
     assert r.is_cog == (not r.cog_problems)
     assert meta.media_type == (MEDIA_TYPE_COG if r.is_cog else MEDIA_TYPE)
@@ -109,13 +111,26 @@ def _compare(meta: AssetMeta, exp: dict, name: str) -> None:
     assert AssetMeta.from_json(meta.to_json()) == meta
 
 
+def _assert_within(inner, outer, tolerance: float) -> None:
+    west, south, east, north = inner
+    assert south >= outer[1] - tolerance and north <= outer[3] + tolerance
+    if outer[0] <= outer[2]:  # the antimeridian case has its own test
+        assert west >= outer[0] - tolerance and east <= outer[2] + tolerance
+
+
 def _check_geometry(meta: AssetMeta) -> None:
     west, south, east, north = meta.bbox_4326
     assert -180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90
     footprint = shape(meta.geometry_4326)
     assert footprint.is_valid and not footprint.is_empty
     if west <= east:
-        assert meta.geometry_4326["type"] == "Polygon"
+        # A grid box is one polygon; data can lie in several patches.
+        kinds = (
+            ("Polygon",)
+            if meta.footprint_method.startswith("grid box")
+            else ("Polygon", "MultiPolygon")
+        )
+        assert meta.geometry_4326["type"] in kinds
         assert footprint.bounds == pytest.approx(meta.bbox_4326, abs=1e-9)
 
 
@@ -388,14 +403,86 @@ def test_antimeridian_split(testdata, expected):
 # --- header-only, sidecars, tags -------------------------------------------------------------
 
 
-def test_no_pixel_data_is_read(testdata, monkeypatch):
+def test_pixels_are_read_once_and_small(testdata, monkeypatch):
+    """One read per file, at the smallest useful overview: never full resolution when there
+    are overviews, never more than READ_SIDE a side; masks come with that read."""
+    from stacsync.extract.overview import MIN_SIDE, READ_SIDE
+
+    shapes: list[tuple[int, ...]] = []
+    real_read = rasterio.io.DatasetReader.read
+
+    def read(self, indexes=None, *args, out_shape=None, **kwargs):
+        assert out_shape is not None, "a read without out_shape is a full-resolution read"
+        shapes.append(tuple(out_shape[-2:]))
+        return real_read(self, indexes, *args, out_shape=out_shape, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pixel data read outside the one sample read")
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", read)
+    for method in ("read_masks", "dataset_mask", "sample"):
+        monkeypatch.setattr(rasterio.io.DatasetReader, method, forbidden)
+    for name in ("dataset_cog.tif", "cogeo.tif", "alpha.tif", "RGB.byte.tif", "image_dec.tif"):
+        shapes.clear()
+        assert extract_raster(testdata / name).raster is not None
+        with rasterio.open(testdata / name) as src:
+            size, factors = (src.height, src.width), src.overviews(1)
+        assert len(shapes) == 1, (name, shapes)
+        rows, cols = shapes[0]
+        assert max(rows, cols) <= READ_SIDE
+        usable = [
+            f for f in factors if f > 1 and max(-(-size[0] // f), -(-size[1] // f)) >= MIN_SIDE
+        ]
+        if usable:  # exactly the coarsest overview still MIN_SIDE long
+            assert (rows, cols) == (-(-size[0] // max(usable)), -(-size[1] // max(usable)))
+            assert (rows, cols) != size
+
+
+def test_no_pixels_read_for_a_big_raster_without_overviews(tmp_path, monkeypatch):
+    from stacsync.extract.overview import MAX_LEVEL_PIXELS
+
+    side = int(MAX_LEVEL_PIXELS**0.5) + 1
+    path = tmp_path / "big.tif"
+    profile = {
+        "driver": "GTiff", "width": side, "height": side, "count": 1, "dtype": "uint8",
+        "crs": "EPSG:32618", "transform": Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 4100000.0),
+        "nodata": 0, "sparse_ok": True, "tiled": True,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile):
+        pass  # no block written: a sparse file, all nodata, a few KB
+
     def forbidden(*args, **kwargs):
         raise AssertionError("pixel data read")
 
-    for method in ("read", "read_masks", "dataset_mask", "sample"):
-        monkeypatch.setattr(rasterio.io.DatasetReader, method, forbidden)
-    for name in ("dataset_cog.tif", "cogeo.tif", "alpha.tif", "RGB.byte.tif", "image_dec.tif"):
-        assert extract_raster(testdata / name).raster is not None
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", forbidden)
+    meta = extract_raster(path)
+    assert meta.footprint_method == f"grid box: no overview and too big to read ({side}x{side} px)"
+    assert meta.thumbnail is None
+
+
+def test_a_file_too_big_to_read_whole_without_overviews_keeps_the_grid_box(tmp_path, monkeypatch):
+    from stacsync.extract.overview import FULL_READ_BYTES
+
+    side = 1200  # few enough pixels; the file is what is too big
+    path = tmp_path / "striped.tif"
+    profile = {
+        "driver": "GTiff", "width": side, "height": side, "count": 2, "dtype": "uint8",
+        "crs": "EPSG:32618", "transform": Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 4100000.0),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((2, side, side), dtype="uint8"))
+    assert path.stat().st_size > FULL_READ_BYTES
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pixel data read")
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", forbidden)
+    meta = extract_raster(path)
+    mb = path.stat().st_size / 2**20
+    assert meta.footprint_method == (
+        f"grid box: no overview and the file is too big to read whole ({mb:.1f} MB)"
+    )
+    assert meta.thumbnail is None
 
 
 def test_external_overviews_are_found(testdata, tmp_path):

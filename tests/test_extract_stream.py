@@ -25,8 +25,7 @@ from tenacity import wait_none
 
 import stacsync.extract as extract
 from stacsync.errors import ExtractError
-from stacsync.extract import TransientIOError, extract_file, extract_stream
-from stacsync.extract import raster as raster_module
+from stacsync.extract import TransientIOError, extract_file, extract_stream, streams
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -140,13 +139,13 @@ def test_gdal_reads_through_the_opener(testdata: Path, monkeypatch: pytest.Monke
     """The bytes exist only in memory, so whatever GDAL learnt it read through our opener."""
     data = (testdata / "dataset_cog.tif").read_bytes()
     gdal_opens: list[str] = []
-    real_open = raster_module._StreamFiles.open
+    real_open = streams.StreamFiles.open
 
     def spy(self, path, mode="r", **kwds):
         gdal_opens.append(path)
         return real_open(self, path, mode, **kwds)
 
-    monkeypatch.setattr(raster_module._StreamFiles, "open", spy)
+    monkeypatch.setattr(streams.StreamFiles, "open", spy)
     meta = extract_stream("in_memory.tif", len(data), lambda: io.BytesIO(data))
     assert gdal_opens and all(p.endswith("/in_memory.tif") for p in gdal_opens)
     assert (meta.raster.width, meta.raster.height) == (2658, 2667)
@@ -223,6 +222,47 @@ def test_one_transient_hiccup_is_cured_by_a_retry(testdata: Path, no_retry_wait:
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize(
+    ("error", "raised", "message"),
+    [
+        (OSError(errno.EREMOTEIO, "Remote I/O error"), TransientIOError, "I/O error persisted"),
+        (OSError(errno.EINVAL, "Invalid argument"), ExtractError, r"cannot read file \(Invalid"),
+    ],
+)
+def test_stream_errors_while_reading_pixels_are_not_hidden(
+    large_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    no_retry_wait: None,
+    error: OSError,
+    raised: type,
+    message: str,
+) -> None:
+    """A stream that fails on the overview's blocks fails the file (retried if transient):
+    GDAL only sees a short read, and a grid box and no thumbnail must not be recorded for it."""
+    from stacsync.extract import raster
+
+    failing = {"on": False}
+    real_read_sample = raster.read_sample
+
+    def read_sample(*args, **kwargs):
+        failing["on"] = True
+        try:
+            return real_read_sample(*args, **kwargs)
+        finally:
+            failing["on"] = False
+
+    class Failing(CountingStream):
+        def read(self, size: int = -1) -> bytes:
+            if failing["on"]:
+                raise error
+            return super().read(size)
+
+    monkeypatch.setattr(raster, "read_sample", read_sample)
+    path = large_files["large.tif"]  # the overview's blocks are far from the header's
+    with pytest.raises(raised, match=message):
+        extract_stream("large.tif", path.stat().st_size, lambda: Failing(path))
+
+
 @pytest.mark.parametrize(("name", "failing_read"), [("RGB.byte.tif", 2), ("simple.las", 2)])
 def test_permanent_read_error(testdata: Path, name: str, failing_read: int) -> None:
     path = testdata / name
@@ -295,16 +335,35 @@ def _write_cloud(path: Path, n: int) -> Path:
     return path
 
 
+def _sampled_overview(path: Path) -> tuple[int, int]:
+    """(bytes, blocks) of the overview a raster's footprint and thumbnail are read from: the
+    coarsest at least MIN_SIDE long, its blocks counted whole and uncompressed."""
+    from stacsync.extract.overview import MIN_SIDE
+
+    with rasterio.open(path) as src:
+        levels = len(src.overviews(1))
+    for level in reversed(range(levels)):
+        with rasterio.open(path, overview_level=level) as ovr:
+            if max(ovr.width, ovr.height) < MIN_SIDE:
+                continue
+            rows, cols = ovr.block_shapes[0]
+            blocks = -(-ovr.height // rows) * -(-ovr.width // cols)
+            return blocks * rows * cols * ovr.count * np.dtype(ovr.dtypes[0]).itemsize, blocks
+    raise AssertionError("no overview to sample")
+
+
 @pytest.mark.parametrize("name", ["large.tif", "large.las", "large.laz"])
 def test_large_file_reads_only_its_header(large_files: dict[str, Path], name: str) -> None:
+    """The header, and for a raster the blocks of one small overview (footprint, thumbnail)."""
     path = large_files[name]
     size = path.stat().st_size
     assert size > 45_000_000
+    pixels, blocks = _sampled_overview(path) if name == "large.tif" else (0, 0)
     opener = Opener(path)
     meta = extract_stream(name, size, opener)
     assert len(opener.streams) == 1  # one stream serves GDAL's handles and our own reads
-    assert opener.bytes_read < MAX_HEADER_BYTES, (opener.bytes_read, size)
-    assert opener.reads <= 12, opener.reads
+    assert opener.bytes_read < MAX_HEADER_BYTES + pixels, (opener.bytes_read, pixels, size)
+    assert opener.reads <= 12 + blocks, opener.reads
     assert meta == extract_file(str(path))
     if name == "large.tif":
         assert meta.raster.overviews == (2, 4, 8, 16) and meta.raster.tiled
@@ -318,7 +377,7 @@ def test_large_raster_gdal_reads_are_counted(
 ) -> None:
     """GDAL's own reads go through the stream: counted, and bounded too."""
     gdal_bytes: list[int] = []
-    real_read = raster_module._StreamView.read
+    real_read = streams.StreamView.read
 
     def spy(self, size=-1):
         data = real_read(self, size)
@@ -326,10 +385,11 @@ def test_large_raster_gdal_reads_are_counted(
             gdal_bytes.append(len(data))
         return data
 
-    monkeypatch.setattr(raster_module._StreamView, "read", spy)
+    monkeypatch.setattr(streams.StreamView, "read", spy)
     path = large_files["large.tif"]
+    pixels, _blocks = _sampled_overview(path)
     opener = Opener(path)
     extract_stream("large.tif", path.stat().st_size, opener)
     assert len(gdal_bytes) > 10  # libtiff reads the IFDs a few bytes at a time...
-    assert 0 < sum(gdal_bytes) < MAX_HEADER_BYTES
+    assert 0 < sum(gdal_bytes) < MAX_HEADER_BYTES + pixels
     assert opener.reads < len(gdal_bytes)  # ...which the block cache turns into a few reads

@@ -13,7 +13,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import Point, shape
 
 from stacsync.errors import ExtractError
-from stacsync.extract.geometry import footprint_4326, identify_crs, metres_per_unit
+from stacsync.extract.geometry import footprint_4326, identify_crs, metres_per_unit, outline_4326
 
 
 def _wkt(expected: dict, name: str) -> str:
@@ -238,3 +238,42 @@ def test_metres_per_unit(crs, factor):
 def test_metres_per_unit_compound_and_bound(expected):
     assert metres_per_unit(_wkt(expected, "autzen-bmx-2010.las")) == pytest.approx(1.0)
     assert metres_per_unit(_wkt(expected, "test1_4.las")) == pytest.approx(0.3048006096)
+
+
+# --- outline_4326: traced outlines of one or more parts -------------------------------------
+
+
+def test_outline_of_a_small_area_keeps_its_vertices():
+    ring = [(500000.0, 4000000.0), (500200.0, 4000000.0), (500100.0, 4000150.0)]
+    bbox, geom = outline_4326([ring], "EPSG:32618", tolerance=0.01)
+    assert geom["type"] == "Polygon" and len(geom["coordinates"][0]) == 4
+    assert shape(geom).bounds == pytest.approx(bbox, abs=1e-12)
+
+
+def test_outline_follows_curved_edges_only_as_far_as_asked():
+    ring = _box(373185.0, 8019284.9, 639014.9, 8286015.0)  # 266 km: its edges curve in lon/lat
+    coarse = outline_4326([ring], "EPSG:32621", tolerance=1000.0)[1]
+    fine = outline_4326([ring], "EPSG:32621", tolerance=1.0)[1]
+    assert len(coarse["coordinates"][0]) < len(fine["coordinates"][0]) <= 4 * 64 + 1
+    # Every point of the true edge is near the fine outline: sample one edge densely.
+    t = Transformer.from_crs("EPSG:32621", "EPSG:4326", always_xy=True)
+    xs = [373185.0 + k * (639014.9 - 373185.0) / 500 for k in range(501)]
+    edge = [Point(t.transform(x, 8019284.9)) for x in xs]
+    assert max(shape(fine).exterior.distance(p) for p in edge) < 1e-4  # ~10 m at most
+
+
+def test_outline_parts_across_the_antimeridian_are_split():
+    # Two blocks of a UTM 60N survey, one on each side of 180°.
+    west = _box(680000.0, 5700000.0, 690000.0, 5710000.0)
+    east = _box(720000.0, 5700000.0, 730000.0, 5710000.0)
+    bbox, geom = outline_4326([west, east], "EPSG:32660", tolerance=1.0)
+    assert bbox[0] > bbox[2]  # crosses
+    assert geom["type"] == "MultiPolygon" and len(geom["coordinates"]) == 2
+    parts = [shape({"type": "Polygon", "coordinates": c}) for c in geom["coordinates"]]
+    assert all(p.is_valid and -180 <= p.bounds[0] <= p.bounds[2] <= 180 for p in parts)
+    assert {p.bounds[0] > 0 for p in parts} == {True, False}
+
+
+def test_outline_refuses_a_ring_around_the_pole():
+    with pytest.raises(ExtractError, match="winds around a pole"):
+        outline_4326([_box(-1e6, -1e6, 1e6, 1e6)], "EPSG:3413", tolerance=100.0)

@@ -549,6 +549,58 @@ def test_pystac_reads_the_item() -> None:
     assert parsed.get_self_href() == f"{PUBLIC}missions/000421/000421.json"
 
 
+def test_thumbnail_asset(links: Links, validator: SchemaValidator) -> None:
+    item = render_item(item_input(asset("ortho"), asset("points"), thumbnail=True), links)
+    assert validator.errors(item) == []
+    assert list(item["assets"]) == ["ortho", "points", "thumbnail"]  # sorted with the others
+    thumb = item["assets"]["thumbnail"]
+    href = "./000421.png" if not links.is_public else f"{PUBLIC}missions/000421/000421.png"
+    assert thumb == {
+        "href": href,
+        "type": "image/png",
+        "title": "Thumbnail",
+        "roles": ["thumbnail"],
+    }
+    assert stac.thumbnail_path("missions", "000421") == "missions/000421/000421.png"
+    assert "thumbnail" not in render_item(item_input(asset("ortho")), links)["assets"]
+
+
+def test_a_data_asset_keyed_thumbnail_keeps_its_key() -> None:
+    item = render_item(item_input(asset("thumbnail", cog_ortho()), thumbnail=True), Links(None))
+    assert item["assets"]["thumbnail"]["roles"] == ["data"]
+
+
+def _jagged(west: float, south: float, teeth: int, phase: float) -> dict[str, Any]:
+    """A polygon with a saw-tooth north edge: `teeth` × 2 + 3 positions."""
+    step = 0.001 / teeth
+    top = [[west + i * step, south + 0.001 + (0.0001 if (i + phase) % 2 else 0.0)]
+           for i in range(2 * teeth + 1)]  # fmt: skip
+    ring = [[west, south], [west + 0.001 * 2, south], *reversed(top), [west, south]]
+    ring[1][0] = top[-1][0]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def test_union_of_detailed_footprints_stays_bounded(validator: SchemaValidator) -> None:
+    from shapely.geometry import shape
+
+    metas = []
+    for phase in (0, 1):  # interleaved teeth: the union has twice the vertices of either
+        geometry = _jagged(-123.0, 36.1, 200, phase)
+        bounds = shape(geometry).bounds
+        metas.append(dataclasses.replace(dsm(), bbox_4326=bounds, geometry_4326=geometry))
+    item = render_item(item_input(asset("a", metas[0]), asset("b", metas[1])), Links(None))
+    geom = shape(item["geometry"])
+    union = shape(metas[0].geometry_4326).union(shape(metas[1].geometry_4326))
+    assert len(union.exterior.coords) > stac.ITEM_MAX_VERTICES  # so the bound is at work
+    assert len(geom.exterior.coords) <= stac.ITEM_MAX_VERTICES
+    for meta in metas:  # still covers every asset, and the bbox holds it
+        assert geom.buffer(1e-9).covers(shape(meta.geometry_4326))
+    west, south, east, north = item["bbox"]
+    assert west <= geom.bounds[0] and south <= geom.bounds[1]
+    assert east >= geom.bounds[2] and north >= geom.bounds[3]
+    assert validator.errors(item) == []
+
+
 # --------------------------------------------------------------------------- collection, catalog
 
 

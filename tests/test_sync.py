@@ -80,7 +80,11 @@ def test_first_pass_builds_a_valid_catalog(real_tree, tmp_path, schema_root, exp
     item = json.loads(
         (out / "drone" / "rasters__RGB.byte.tif" / "rasters__RGB.byte.tif.json").read_text()
     )
-    assert item["bbox"] == pytest.approx(expected["RGB.byte.tif"]["bounds_4326"], abs=1e-6)
+    # Where the data is: inside the grid's bounds (a third of RGB.byte.tif is nodata).
+    west, south, east, north = expected["RGB.byte.tif"]["bounds_4326"]
+    assert west <= item["bbox"][0] < item["bbox"][2] <= east
+    assert south <= item["bbox"][1] < item["bbox"][3] <= north
+    assert item["assets"]["thumbnail"]["href"] == "./rasters__RGB.byte.tif.png"
     asset = item["assets"]["data"]
     assert asset["href"] == str(real_tree / "rasters" / "RGB.byte.tif")
     assert asset["proj:code"] == "EPSG:32618"
@@ -354,7 +358,8 @@ def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root,
     assert summary.items_written == 2 and summary.errors == 1
     out = tmp_path / "catalog" / "srer-2019"
     p1 = json.loads((out / "P1" / "P1.json").read_text())
-    assert sorted(p1["assets"]) == ["west_a", "west_b"]
+    assert sorted(p1["assets"]) == ["thumbnail", "west_a", "west_b"]
+    assert p1["assets"]["thumbnail"]["roles"] == ["thumbnail"]
     assert p1["properties"]["datetime"] == "2019-05-19T00:00:00Z"
     assert p1["properties"]["sci:doi"] == "10.1002/ecs2.3649"
     with Manifest.open_reader(tmp_path / "stacsync.db") as db:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,125 @@ def footprint_4326(
         lon = np.where(lon < -180.0, lon + 360.0, lon)
     _check_range(lon, lat)
     return _assemble(lon, lat)
+
+
+def outline_4326(
+    rings: Sequence[Sequence[tuple[float, float]]], crs_wkt: str, *, tolerance: float
+) -> tuple[BBox, dict[str, Any]]:
+    """Outer rings of a footprint of one or more parts, in the native CRS -> (bbox, GeoJSON).
+
+    As `footprint_4326`, for an outline traced from data rather than a grid's corners. An edge
+    is halved, and its halves again, only while its midpoint lands more than `tolerance` (native
+    units, converted at the outline's mean scale) off the straight lon/lat chord: a drone-sized
+    outline keeps its vertices, a satellite scene's long edges keep their curve. The parts are
+    unioned on continuous longitudes and split at ±180 when they cross it; bbox is the
+    geometry's own. Raises ExtractError as `footprint_4326` does, and for a part that winds
+    around a pole (the caller then keeps the grid box, which handles poles).
+    """
+    arrays = [_ring_array(ring) for ring in rings]
+    if not arrays:
+        raise ExtractError("footprint outline has no parts")
+    crs, source_wkt = _footprint_source(crs_wkt)
+    to_lonlat = functools.partial(_lonlat, source_wkt=source_wkt, geographic=crs.is_geographic)
+    corners = [to_lonlat(ring) for ring in arrays]
+    tolerance_deg = tolerance * _degrees_per_unit(np.concatenate(arrays), corners)
+    parts = [
+        _continuous_part(*_densified(ring, lon, lat, to_lonlat, tolerance_deg))
+        for ring, (lon, lat) in zip(arrays, corners, strict=True)
+    ]
+    # Every part on the longitudes of the first, so parts either side of ±180 join up.
+    reference = parts[0][0, 0]
+    polygons = [
+        _part_polygon(part[:, 0] + 360.0 * np.round((reference - part[0, 0]) / 360.0), part[:, 1])
+        for part in parts
+    ]
+    merged = shapely.union_all([p for p in polygons if p is not None])
+    if merged.is_empty:
+        raise ExtractError("footprint outline has no area in EPSG:4326")
+    west, _, east, _ = merged.bounds
+    if west >= 180.0 or east <= -180.0:
+        merged = translate(merged, xoff=-360.0 if west >= 180.0 else 360.0)
+    merged = shapely.simplify(merged, SIMPLIFY_DEG, preserve_topology=True)
+    west, south, east, north = merged.bounds
+    if east - west >= 360.0 - _EPS:
+        raise ExtractError("footprint outline spans every longitude")
+    if east > 180.0:
+        return (west, south, east - 360.0, north), _split(merged)
+    if west < -180.0:
+        return (west + 360.0, south, east, north), _split(merged)
+    return (west, south, east, north), _geojson(shapely.orient_polygons(merged))
+
+
+# An edge is halved at most this often: 64 pieces follow any curve a footprint edge can have.
+_MAX_HALVINGS = 6
+
+
+def _lonlat(pts: np.ndarray, *, source_wkt: str, geographic: bool) -> tuple[np.ndarray, np.ndarray]:
+    lon, lat = _transform(pts, source_wkt)
+    if geographic:
+        lon = np.where(lon > 180.0, lon - 360.0, lon)
+        lon = np.where(lon < -180.0, lon + 360.0, lon)
+    _check_range(lon, lat)
+    return lon, lat
+
+
+def _degrees_per_unit(pts: np.ndarray, lonlats: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Degrees per native unit across the outline (its diagonal in both), 0 if it has none."""
+    native = math.hypot(*np.ptp(pts, axis=0))
+    lon = np.concatenate([lo for lo, _ in lonlats])
+    lat = np.concatenate([la for _, la in lonlats])
+    degrees = math.hypot(float(np.ptp(_unwrap(lon))), float(np.ptp(lat)))
+    return degrees / native if native > 0 else 0.0
+
+
+def _densified(
+    ring: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    to_lonlat: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    tolerance_deg: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat of the ring with a midpoint added to every edge that bends more than allowed."""
+    if tolerance_deg <= 0:
+        return lon, lat
+    for _ in range(_MAX_HALVINGS):
+        mid = (ring + np.roll(ring, -1, axis=0)) / 2.0
+        mid_lon, mid_lat = to_lonlat(mid)
+        step = _wrap180(np.roll(lon, -1) - lon)
+        off_lon = _wrap180(mid_lon - (lon + step / 2.0))
+        off_lat = mid_lat - (lat + np.roll(lat, -1)) / 2.0
+        bends = np.hypot(off_lon, off_lat) > tolerance_deg
+        if not bends.any():
+            break
+        at = np.flatnonzero(bends) + 1
+        ring = np.insert(ring, at, mid[bends], axis=0)
+        lon = np.insert(lon, at, mid_lon[bends])
+        lat = np.insert(lat, at, mid_lat[bends])
+    return lon, lat
+
+
+def _wrap180(delta: np.ndarray) -> np.ndarray:
+    """Longitude differences brought into [-180, 180): the short way round."""
+    return (delta + 180.0) % 360.0 - 180.0
+
+
+def _continuous_part(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """One closed ring as (lon, lat) rows, its longitudes made continuous (no jump > 180°)."""
+    ulon = _unwrap(np.clip(lon, -180.0, 180.0))
+    if abs(ulon[-1] - ulon[0]) > 180.0:
+        raise ExtractError("footprint outline winds around a pole")
+    return np.column_stack([ulon, np.append(np.clip(lat, -90.0, 90.0), lat[0])])
+
+
+def _part_polygon(lon: np.ndarray, lat: np.ndarray) -> Polygon | None:
+    poly = Polygon(np.column_stack([lon, lat]))
+    if poly.area == 0.0:
+        return None  # a sliver the transform flattened; the other parts still hold the data
+    if not poly.is_valid:
+        raise ExtractError(
+            "footprint outline crosses itself in EPSG:4326 (the grid folds over in this CRS)"
+        )
+    return poly
 
 
 @functools.lru_cache(maxsize=256)

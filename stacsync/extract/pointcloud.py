@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, BinaryIO
 
 import laspy
+import numpy as np
 import pyproj
 from laspy.vlrs.known import GeoKeyDirectoryVlr, WktCoordinateSystemVlr
 from laspy.vlrs.vlrlist import VLRList
@@ -26,6 +27,8 @@ from pyproj.exceptions import CRSError
 
 from stacsync.errors import ExtractError
 from stacsync.extract import is_transient
+from stacsync.extract.copc import CopcError, CopcLayout, read_copc_sample
+from stacsync.extract.footprint import Traced, occupancy, trace
 from stacsync.extract.geometry import footprint_4326, identify_crs, parse_crs
 from stacsync.records import AssetMeta, BBox, PointCloudInfo
 
@@ -145,7 +148,8 @@ def _extract(fileobj: BinaryIO, size: int, name: str, crs_override: str | None) 
     las_header = _laspy_header(fileobj, block, evlrs, name)
     warnings: list[str] = []
     crs_wkt = _choose_crs(las_header, vlrs + evlrs, crs_override, name, warnings)
-    return _asset_meta(header, las_header, vlrs, crs_wkt, name, warnings)
+    outline = _copc_outline(fileobj, size, header, block, vlrs, crs_wkt, warnings)
+    return _asset_meta(header, las_header, vlrs, crs_wkt, name, warnings, outline)
 
 
 # --- step 1: the fixed header, checked against the file size -----------------------------------
@@ -550,6 +554,57 @@ def _footprint(
     return bbox, geometry
 
 
+def _copc_outline(
+    fileobj: BinaryIO,
+    size: int,
+    h: _Header,
+    block: bytes,
+    vlrs: Sequence[_Record],
+    crs_wkt: str,
+    warnings: list[str],
+) -> tuple[Traced, str] | None:
+    """Where a COPC cloud's points are, from its octree's coarse levels; None: use the header box.
+
+    Cells a few points wide that hold a point, traced (see `footprint.trace`): a grid keeps
+    separate flight blocks and concave edges apart, costs the same however the points lie, and
+    covers every point read by construction, where a concave hull's ratio would need tuning per
+    survey and its vertices a second simplification.
+    """
+    info = _record_data(block, vlrs, "copc", 1)
+    laszip = _record_data(block, vlrs, "laszip encoded", 22204)
+    if not h.compressed or info is None or laszip is None:
+        return None
+    _, horizontal, _ = _crs_parts(crs_wkt)
+    if not (horizontal.is_projected or horizontal.is_geographic):
+        return None  # the header box's own checks say what is wrong
+    layout = CopcLayout(size, h.offset_to_point_data, h.point_record_length, h.scales, h.offsets)
+    try:
+        sample = read_copc_sample(functools.partial(_read_at, fileobj), layout, info, laszip)
+        # Points outside the header's box would mean the header is wrong; stay inside it.
+        x = np.clip(sample.x, h.mins[0], h.maxs[0])
+        y = np.clip(sample.y, h.mins[1], h.maxs[1])
+        cells = occupancy(x, y)
+        if cells is None:
+            raise CopcError("the points read lie on a line or a point")
+        # Points, unlike pixel centres, reach their cells' edges: straight lon/lat edges must
+        # stay well inside the 1 % margin `occupancy` leaves around them.
+        traced = trace(*cells, crs_wkt, chord=0.002)
+    except (CopcError, ExtractError) as exc:
+        warnings.append(f"footprint from the header box: COPC octree not usable ({exc})")
+        return None
+    levels = "level 0" if sample.deepest == 0 else f"levels 0-{sample.deepest}"
+    return traced, f"COPC octree {levels} ({len(x):,} points)"
+
+
+def _record_data(
+    block: bytes, vlrs: Sequence[_Record], user_id: str, record_id: int
+) -> bytes | None:
+    for rec in vlrs:
+        if rec.user_id == user_id and rec.record_id == record_id:
+            return block[rec.data_offset : rec.data_offset + rec.length]
+    return None
+
+
 @functools.lru_cache(maxsize=64)
 def _crs_parts(crs_wkt: str) -> tuple[pyproj.CRS, pyproj.CRS, str]:
     """The CRS, its horizontal part and that part's WKT: worked out once per CRS, not per file."""
@@ -653,8 +708,14 @@ def _asset_meta(
     crs_wkt: str,
     name: str,
     warnings: list[str],
+    outline: tuple[Traced, str] | None,
 ) -> AssetMeta:
+    # The header box always: it checks the header against the CRS's area of use.
     bbox_4326, geometry = _footprint(h, crs_wkt, name, warnings)
+    method = "header box"
+    if outline is not None:  # a COPC cloud: where its points are
+        traced, method = outline
+        bbox_4326, geometry = traced.bbox, traced.geometry
     crs_code, crs_wkt2 = identify_crs(crs_wkt)
     copc = h.compressed and any(v.user_id == "copc" and v.record_id == 1 for v in vlrs)
     encoding, media_type = _encoding(h.compressed, copc)
@@ -687,6 +748,7 @@ def _asset_meta(
         bbox_native=(h.mins[0], h.mins[1], h.maxs[0], h.maxs[1]),
         bbox_4326=bbox_4326,
         geometry_4326=geometry,
+        footprint_method=method,
         datetime=_creation_datetime(*h.creation, name, warnings),
         pointcloud=info,
         warnings=tuple(warnings),

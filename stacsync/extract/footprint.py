@@ -1,0 +1,209 @@
+"""Trace where data is: a boolean grid of valid cells -> a bounded polygon in EPSG:4326.
+
+Rasters give the grid from their valid-data mask at overview scale, COPC clouds occupied cells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio.features
+import shapely
+from affine import Affine
+from shapely.affinity import affine_transform, translate
+from shapely.geometry import MultiPolygon, Polygon, shape
+
+from stacsync.errors import ExtractError
+from stacsync.extract.geometry import outline_4326
+from stacsync.records import BBox
+
+__all__ = ["MAX_TRACE_SIDE", "MAX_VERTICES", "Traced", "occupancy", "trace"]
+
+# Positions in the published GeoJSON, closing positions included: a footprint stays small in
+# every item and in index.geojson whatever the data looks like.
+MAX_VERTICES = 256
+# The grid is OR-pooled to at most this many cells a side before tracing: a coarser cell still
+# covers every valid cell it pools, and polygonising stays cheap however speckled the mask is.
+MAX_TRACE_SIDE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """A traced footprint in EPSG:4326."""
+
+    bbox: BBox  # the geometry's own bounds; west > east across the antimeridian
+    geometry: dict[str, Any]  # GeoJSON Polygon or MultiPolygon, at most MAX_VERTICES positions
+
+
+def trace(valid: np.ndarray, transform: Affine, crs_wkt: str, *, chord: float = 0.02) -> Traced:
+    """Outline of the True cells of `valid` (rows × cols), placed by `transform`, in EPSG:4326.
+
+    The outline covers every valid cell whole (so every valid pixel centre), never leaves the
+    grid's rectangle, has no holes and at most MAX_VERTICES positions. Its straight lon/lat
+    edges keep within `chord` of a cell of the curves they stand for (so of the grid box, and of
+    anything a cell holds). Raises ExtractError when nothing is valid or the outline cannot be
+    placed on the Earth (the caller keeps the grid box).
+    """
+    if valid.ndim != 2 or not valid.any():
+        raise ExtractError("no valid cells to trace")
+    grid, factor = _pooled(valid, math.ceil(max(valid.shape) / MAX_TRACE_SIDE))
+    rows, cols = valid.shape
+    to_native = transform @ Affine.scale(factor)
+    native_cell = min(math.hypot(to_native.a, to_native.d), math.hypot(to_native.b, to_native.e))
+    target = MAX_VERTICES
+    while True:
+        # In grid cells; the last row and column of the grid may be only partly inside it.
+        outline, size = _covering(grid, cols / factor, rows / factor, target)
+        rings = [
+            np.asarray(affine_transform(p, _shapely_affine(to_native)).exterior.coords)
+            for p in _parts(outline)
+        ]
+        bbox, geometry = outline_4326(rings, crs_wkt, tolerance=chord * size * native_cell)
+        if _positions(geometry) <= MAX_VERTICES or target <= 8:
+            break
+        target //= 2  # edges that curve in EPSG:4326 gained vertices: ask for fewer
+    if _positions(geometry) > MAX_VERTICES:
+        raise ExtractError(f"traced outline keeps {_positions(geometry)} vertices")
+    return Traced(bbox=bbox, geometry=geometry)
+
+
+def occupancy(
+    x: np.ndarray, y: np.ndarray, *, per_cell: float = 4.0, margin: float = 0.01
+) -> tuple[np.ndarray, Affine] | None:
+    """Grid of cells holding at least one point, over the points' own box grown by `margin`.
+
+    About `per_cell` points per occupied cell if the points filled their box; at least 4 and at
+    most MAX_TRACE_SIDE cells a side. The margin (a fraction of a cell on every side) keeps the
+    outermost points off the outline's edges. None when the points have no extent in x or y.
+    """
+    minx, maxx, miny, maxy = float(x.min()), float(x.max()), float(y.min()), float(y.max())
+    span_x, span_y = maxx - minx, maxy - miny
+    if not (span_x > 0 and span_y > 0):
+        return None
+    side = int(np.clip(round(math.sqrt(len(x) / per_cell)), 4, MAX_TRACE_SIDE))
+    long = max(span_x, span_y)
+    cols = max(1, round(side * span_x / long))
+    rows = max(1, round(side * span_y / long))
+    pad_x, pad_y = margin * span_x / cols, margin * span_y / rows
+    left, top = minx - pad_x, maxy + pad_y
+    cell_x, cell_y = (span_x + 2 * pad_x) / cols, (span_y + 2 * pad_y) / rows
+    col = np.clip(((x - left) / cell_x).astype(np.int64), 0, cols - 1)
+    row = np.clip(((top - y) / cell_y).astype(np.int64), 0, rows - 1)
+    grid = np.zeros((rows, cols), dtype=bool)
+    grid[row, col] = True
+    return grid, Affine(cell_x, 0.0, left, 0.0, -cell_y, top)
+
+
+# --- pixel space -----------------------------------------------------------------------------
+
+
+def _pooled(valid: np.ndarray, factor: int) -> tuple[np.ndarray, int]:
+    """OR-pool by `factor`: a pooled cell is valid if any of the cells it holds is."""
+    if factor <= 1:
+        return valid, 1
+    rows, cols = valid.shape
+    padded = np.zeros((-(-rows // factor) * factor, -(-cols // factor) * factor), dtype=bool)
+    padded[:rows, :cols] = valid
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return blocks.any(axis=(1, 3)), factor
+
+
+def _covering(grid: np.ndarray, width: float, height: float, target: int) -> tuple[Any, int]:
+    """A polygon of at most `target` positions covering every True cell, inside the grid.
+
+    Returns it in grid cells, with the size (in grid cells) of the cells it was traced from.
+    Douglas-Peucker with tolerance t moves an outline by about t, so the cells grown by t and
+    then simplified still hold every cell (checked: GEOS may move a ring's ends further); where
+    no tolerance of up to one cell meets the target, the grid is pooled 2 × 2 and traced again,
+    which is also how speckled masks stay cheap. Clipping to the grid cannot uncover a cell.
+    """
+    level, size = grid, 1
+    while True:
+        if _corner_count(level) <= 16 * target:  # else polygonising only to give up is waste
+            # Pooled cells may reach past the grid's last row and column.
+            cells = _filled(shapely.clip_by_rect(_cells(level, size), 0.0, 0.0, width, height))
+            if _positions_of(cells) <= target:
+                return cells, size
+            for tolerance in (0.5 * size, 1.0 * size):
+                grown = cells.buffer(tolerance * 1.001, join_style="mitre", mitre_limit=2.0)
+                simple = shapely.simplify(grown, tolerance, preserve_topology=True)
+                outline = _filled(shapely.clip_by_rect(simple, 0.0, 0.0, width, height))
+                if not outline.is_valid:  # parts that came to touch along an edge
+                    outline = _filled(shapely.make_valid(outline))
+                if _positions_of(outline) <= target and outline.covers(cells):
+                    return outline, size
+        if max(level.shape) == 1:
+            return Polygon([(0, 0), (width, 0), (width, height), (0, height)]), size
+        level, size = _pooled(level, 2)[0], size * 2
+
+
+def _corner_count(grid: np.ndarray) -> int:
+    """About how many vertices polygonising the grid gives: the corners its outline turns at."""
+    p = np.pad(grid, 1).astype(np.int8)
+    a, b, c, d = p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]
+    around = a + b + c + d
+    return int(((around == 1) | (around == 3) | ((around == 2) & (a == d))).sum())
+
+
+def _cells(grid: np.ndarray, size: int) -> Polygon | MultiPolygon:
+    """The union of the True cells, each `size` units wide (x = column, y = row), holes filled."""
+    # Traced one cell off the origin: rasterio warns about an identity transform (and a filter
+    # for that warning would be process-wide, while passes extract in threads); the shift back
+    # is exact, coordinates being small whole numbers.
+    offset = Affine.translation(size, size) @ Affine.scale(size)
+    found = rasterio.features.shapes(
+        grid.astype(np.uint8), mask=grid, connectivity=4, transform=offset
+    )
+    pieces = [translate(shape(geom), -size, -size) for geom, _ in found]
+    # The pieces tile the plane without overlapping: a coverage union is many times faster than
+    # a general one on a speckled mask's thousands of pieces.
+    return _filled(shapely.coverage_union_all(pieces))
+
+
+def _filled(geom: Any) -> Polygon | MultiPolygon:
+    """Polygons only, holes dropped: a footprint is an outline, not a map of gaps.
+
+    `geom`'s polygons must not overlap (a union, or one clipped or simplified keeping topology).
+    """
+    parts = list(_polygons(geom))
+    shells = [Polygon(part.exterior) for part in parts]
+    if len(shells) <= 1:
+        return shells[0] if shells else MultiPolygon()
+    # The parts are disjoint, so a shell overlaps another only by lying in one of its holes.
+    inner, outer = shapely.STRtree(shells).query(
+        shapely.point_on_surface(parts), predicate="within"
+    )
+    enclosed = {int(i) for i, j in zip(inner, outer, strict=True) if i != j}
+    return MultiPolygon([s for i, s in enumerate(shells) if i not in enclosed])
+
+
+def _polygons(geom: Any) -> Iterable[Polygon]:
+    if isinstance(geom, Polygon):
+        if not geom.is_empty and geom.area > 0:
+            yield geom
+        return
+    for part in getattr(geom, "geoms", ()):
+        yield from _polygons(part)
+
+
+def _parts(geom: Any) -> list[Polygon]:
+    return sorted(_polygons(geom), key=lambda p: p.bounds)  # a stable order, for stable bytes
+
+
+def _positions_of(geom: Any) -> int:
+    return sum(len(p.exterior.coords) for p in _polygons(geom))
+
+
+def _positions(geometry: dict[str, Any]) -> int:
+    coords = geometry["coordinates"]
+    polygons = coords if geometry["type"] == "MultiPolygon" else [coords]
+    return sum(len(ring) for polygon in polygons for ring in polygon)
+
+
+def _shapely_affine(t: Affine) -> list[float]:
+    # rasterio's x = a*col + b*row + c, y = d*col + e*row + f in shapely's [a, b, d, e, xoff, yoff].
+    return [t.a, t.b, t.d, t.e, t.c, t.f]
