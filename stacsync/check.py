@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -263,7 +264,8 @@ class _Checker:
             self.seen.update(targets)
         self._check_assets(path, obj.get("assets"))
         if obj["type"] == "Feature" and follow:
-            self.items.setdefault((obj.get("collection"), obj.get("id")), (rel, _digest(obj)))
+            digest = _digest(obj, posixpath.dirname(rel))
+            self.items.setdefault((obj.get("collection"), obj.get("id")), (rel, digest))
         return targets if follow else []
 
     def _inside(self, path: Path) -> bool:
@@ -395,8 +397,8 @@ class _Checker:
                 "catalog.json",
                 Kind.INDEX,
             )
-        elif _digest(feature) != item[1]:
-            fields = _differing_fields(feature, self.root / item[0])
+        elif _digest(feature, posixpath.dirname(INDEX_PATH)) != item[1]:
+            fields = _differing_fields(feature, self.root, item[0])
             self._problem(INDEX_PATH, label, f"{fields} differ from {item[0]}", Kind.INDEX)
 
 
@@ -460,19 +462,42 @@ def _framed_features(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
     raise ValueError("truncated: no closing ']}'")
 
 
-def _digest(obj: dict[str, Any]) -> str:
+def _digest(obj: dict[str, Any], folder: str) -> str:
     """What an item and its index feature share: everything but links."""
-    body = {key: value for key, value in obj.items() if key != "links"}
-    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(
+        _comparable(obj, folder), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _differing_fields(feature: dict[str, Any], item_path: Path) -> str:
+def _comparable(obj: dict[str, Any], folder: str) -> dict[str, Any]:
+    """Everything but links, relative asset hrefs (a thumbnail beside its item) taken as where
+    they lead from `folder`, the folder of the file holding them: the index rebases them."""
+    body = {key: value for key, value in obj.items() if key != "links"}
+    assets = body.get("assets")
+    if isinstance(assets, dict):
+        body["assets"] = {
+            key: _resolved_href(asset, folder) if isinstance(asset, dict) else asset
+            for key, asset in assets.items()
+        }
+    return body
+
+
+def _resolved_href(asset: dict[str, Any], folder: str) -> dict[str, Any]:
+    href = asset.get("href")
+    if not isinstance(href, str) or "://" in href or href.startswith("/"):
+        return asset
+    return {**asset, "href": posixpath.normpath(posixpath.join(folder, href))}
+
+
+def _differing_fields(feature: dict[str, Any], root: Path, item_file: str) -> str:
     try:
-        item = json.loads(item_path.read_bytes())
+        item = json.loads((root / item_file).read_bytes())
     except (OSError, ValueError):
         return "fields"
-    keys = sorted((set(feature) | set(item)) - {"links"})
+    feature = _comparable(feature, posixpath.dirname(INDEX_PATH))
+    item = _comparable(item, posixpath.dirname(item_file))
+    keys = sorted(set(feature) | set(item))
     differ = [k for k in keys if feature.get(k, ...) != item.get(k, ...)]
     return ", ".join(differ) or "fields"
 

@@ -90,7 +90,8 @@ def test_demo_catalog_is_clean(catalog: Path, no_network: None) -> None:
     # The collection's licence page is the one link not on this store: named, not fetched.
     assert [(u.where, u.href) for u in report.unchecked] == [(LICENSE_WHERE, LICENSE_URL)]
     counts = {k: report.counts[k] for k in ("catalogs", "collections", "items", "assets")}
-    assert counts == {"catalogs": 1, "collections": 1, "items": 2, "assets": 14}
+    # 7 data files and a thumbnail per item
+    assert counts == {"catalogs": 1, "collections": 1, "items": 2, "assets": 16}
     assert report.counts["index features"] == 2
     # catalog 2 + collection 5 (with the licence) + items 3 each + index features 2 each
     assert report.counts["links"] == 2 + 5 + 2 * 3 + 2 * 2
@@ -156,6 +157,7 @@ def test_orphan_item_is_reported_and_checked(catalog: Path) -> None:
     item = json.loads((catalog / ITEM_1).read_text())
     item["id"] = "000199"
     item["links"][0]["href"] = "../../nowhere.json"
+    del item["assets"]["thumbnail"]  # its ./000101.png would not be beside the copy
     orphan.write_text(json.dumps(item))
     (catalog / COLLECTION / "notes.json").write_text('{"not": "stac"}')  # not STAC: ignored
     (catalog / "plot.json").write_text('{"type": "Feature", "geometry": null, "properties": {}}')
@@ -345,7 +347,7 @@ def test_validate_command_json_clean_and_usage(catalog: Path, tmp_path: Path) ->
         "not checked (no network): 1 hrefs under https://spdx.org, "
         f"first in {COLLECTION}/collection.json: {LICENSE_WHERE}",
         f"{catalog}: no problems; checked 1 catalogs, 1 collections, 2 items, 18 links, "
-        "14 assets, 2 index features",
+        "16 assets, 2 index features",
     ]
 
     (catalog / ITEM_2).unlink()

@@ -438,7 +438,8 @@ datetime = "collection_date"
 
     table.write_text("Id,plot,collection_date\nRGB.byte,p1,2020-06-01\nelev,p1,2020-06-01\n")
     daemon.wait_log("metadata table changed pass (full)")
-    assert len(json.loads(p1.read_text())["assets"]) == 2  # both files now in plot p1
+    assets = json.loads(p1.read_text())["assets"]
+    assert len(assets) == 3 and "thumbnail" in assets  # both files now in plot p1
     assert json.loads(p1.read_text())["properties"]["datetime"] == "2020-06-01T00:00:00Z"
     assert not (tmp_path / "catalog" / "files" / "p2").exists()
     assert daemon.stop()[0] == 0

@@ -72,8 +72,13 @@ def _phase(db: Path, before: int) -> str:
 def _assert_whole(catalog: Path) -> None:
     """No catalog file a reader can see is ever half-written."""
     for path in catalog.rglob("*"):
-        if path.is_file() and not path.name.startswith(".stacsync-tmp-"):
-            json.loads(path.read_bytes())
+        if not path.is_file() or path.name.startswith(".stacsync-tmp-"):
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".png":  # a thumbnail: signature first, IEND chunk last
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
+        else:
+            json.loads(data)
 
 
 def test_kill_9_anywhere_then_restart_converges_to_a_clean_rescan(tmp_path, testdata):
