@@ -15,7 +15,7 @@ import re
 import string
 import textwrap
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -65,6 +65,7 @@ class CollectionConfig:
     default_datetime: str | None
     pc_type: str
     license_url: str | None = None  # None: the SPDX page of an SPDX `license`
+    item_title: str = "{id} ({date:%Y-%m-%d})"  # DEFAULT_ITEM_TITLE; see fill_item_title
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class Section:
 PROVIDER_ROLES = ("licensor", "producer", "processor", "host")
 PC_TYPES = ("lidar", "eopc", "radar", "sonar", "other")
 CHECKSUMS = ("sha2-256", "none")
+DEFAULT_ITEM_TITLE = "{id} ({date:%Y-%m-%d})"
 DEFAULT_INCLUDE = ["*.tif", "*.tiff", "*.las", "*.laz"]
 DEFAULT_ASSET_TITLES: dict[str, str] = {
     "orthomosaic": "Orthomosaic",
@@ -477,6 +479,16 @@ SECTIONS: tuple[Section, ...] = (
                 "or a strftime format: `{start:%B %Y}`), `{id}` and `{title}` are filled in; "
                 "`{{` and `}}` are literal braces.",
                 "{items} missions flown between {start} and {end}.",
+            ),
+            Key(
+                "item_title",
+                "str",
+                DEFAULT_ITEM_TITLE,
+                "Title of each item, a template: `{id}`, `{date}` (the item's date; a strftime "
+                "format after a colon), `{collection}` (the collection's title, else its id) "
+                "and `{properties[NAME]}` (one of the item's properties; empty when it has "
+                "none) are filled in.",
+                "Mission {id}, flown {date:%d %B %Y}",
             ),
             Key(
                 "license",
@@ -1088,6 +1100,41 @@ def _check_asset_titles(titles: dict[str, str], where: str, ctx: _Context) -> No
 
 
 DESCRIPTION_FIELDS = ("items", "start", "end", "id", "title")
+ITEM_TITLE_FIELDS = ("id", "date", "collection", "properties")
+
+
+def fill_item_title(
+    template: str, item_id: str, when: str, collection: str, properties: Mapping[str, Any]
+) -> str:
+    """An item's title from its collection's `item_title` template (checked at config time)."""
+    day = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    plain = _MissingBlank({k: v for k, v in properties.items() if not isinstance(v, dict | list)})
+    text = template.format_map(
+        {"id": item_id, "date": day, "collection": collection, "properties": plain}
+    )
+    return " ".join(text.split())  # a blank property leaves no double space
+
+
+class _MissingBlank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def check_item_title(text: str) -> None:
+    """ValueError unless `text` is an item title template stacsync can fill in."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
+    for _literal, name, _spec, _conversion in parsed:
+        root = None if name is None else re.split(r"[.\[]", name, maxsplit=1)[0]
+        if root is not None and root not in ITEM_TITLE_FIELDS:
+            known = ", ".join(f"{{{f}}}" for f in ITEM_TITLE_FIELDS)
+            raise ValueError(f"unknown placeholder {{{name}}} (known: {known})")
+    try:
+        fill_item_title(text, "x", "2000-01-01T00:00:00Z", "c", {})
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"cannot be filled in: {exc}") from None
 
 
 def check_description(text: str) -> None:
@@ -1133,6 +1180,11 @@ def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> Coll
     _check_asset_titles(values["asset_titles"], where, ctx)
     _check_properties(values["properties"], where, ctx)
     _check_description(values["description"], where, ctx)
+    if values["item_title"] is not None:
+        try:
+            check_item_title(values["item_title"])
+        except ValueError as exc:
+            ctx.error(f"{where}.item_title", str(exc))
     providers = tuple(
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if v not in (None, ())}
         for p in values["providers"]
@@ -1152,6 +1204,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: _Context) -> Coll
         default_datetime=values["default_datetime"],
         pc_type=values["pc_type"],
         license_url=values["license_url"],
+        item_title=values["item_title"] or DEFAULT_ITEM_TITLE,
     )
 
 

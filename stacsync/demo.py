@@ -19,6 +19,7 @@ import pyogrio.raw
 import pyproj
 import rasterio
 import shapely
+from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 
 RASTER_NAMES = (
@@ -364,6 +365,11 @@ def _write_cog(path: Path, plan: _Mission, data: np.ndarray, nodata: float, scal
         with rasterio.open(path, "w", **profile) as dataset:
             dataset.write(data)
             dataset.update_tags(TIFFTAG_DATETIME=plan.when.strftime("%Y:%m:%d %H:%M:%S"))
+            # What drone software writes: RGB bands say so, elevations are in metres.
+            if count == 3:
+                dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+            else:
+                dataset.units = ("m",) * count
     finally:
         gdal_log.setLevel(level)
     return path

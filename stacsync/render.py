@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from stacsync.checksum import sha256_hex
-from stacsync.config import rewrite_href
+from stacsync.config import fill_item_title, rewrite_href
 from stacsync.records import AssetMeta
 
 if TYPE_CHECKING:
@@ -168,13 +168,18 @@ class Renderer:
         properties = dict(collection.properties)
         if placement:
             properties.update(placement.properties)
+        when = _item_datetime(table_datetime, metas, collection, rows)
+        title = fill_item_title(
+            collection.item_title, iid, when, collection.title or collection.id, properties
+        )
         return stac.ItemInput(
             collection_id=collection.id,
             item_id=iid,
-            datetime=_item_datetime(table_datetime, metas, collection, rows),
+            datetime=when,
             properties=properties,
             assets=tuple(assets),
             pc_type=collection.pc_type,
+            title=title,
         )
 
     def _thumbnail_source(self, rows: list, assets: tuple) -> tuple[str, str] | None:

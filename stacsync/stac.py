@@ -100,6 +100,7 @@ class ItemInput:
     assets: tuple[AssetInput, ...]
     pc_type: str = "lidar"
     thumbnail: bool = False  # a PNG is published beside the item (at `thumbnail_path`)
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,8 @@ def _item_properties(item: ItemInput, assets: Sequence[AssetInput]) -> dict[str,
         derived["gsd"] = gsd
     merged = {**derived, **_plain(item.properties)}
     merged.pop("datetime", None)
+    if item.title:
+        merged["title"] = item.title
     return {"datetime": item.datetime, **dict(sorted(merged.items()))}
 
 
@@ -286,7 +289,7 @@ def _render_asset(asset: AssetInput, pc_type: str) -> dict[str, Any]:
         "href": asset.href,
         "type": meta.media_type,
         "title": asset.title or _title_from_key(asset.key),
-        "roles": ["data"],
+        "roles": _roles(meta),
     }
     out.update(_projection_fields(meta))
     if meta.raster is not None:
@@ -297,6 +300,16 @@ def _render_asset(asset: AssetInput, pc_type: str) -> dict[str, Any]:
     if asset.checksum:
         out["file:checksum"] = _checksum(asset.checksum, asset.key)
     return out
+
+
+def _roles(meta: AssetMeta) -> list[str]:
+    """`data`, and `visual` for an 8-bit RGB(A) image a person can look at as it is."""
+    raster = meta.raster
+    if raster is None or len(raster.bands) not in (3, 4):
+        return ["data"]
+    if all(b.data_type == "uint8" for b in raster.bands):
+        return ["data", "visual"]
+    return ["data"]
 
 
 def _thumbnail_asset(href: str) -> dict[str, Any]:

@@ -583,3 +583,23 @@ def test_notify_section(tmp_path: Path) -> None:
 )
 def test_notify_mistakes_are_named(tmp_path: Path, change, message: str) -> None:
     assert message in error_of(tmp_path, change(NOTIFY))
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ("{name}", "collection[0].item_title: unknown placeholder {name} (known: {id}, {date}"),
+        ("{date:%Y", "collection[0].item_title: unmatched '{' in format spec"),
+        ("{id:d}", "collection[0].item_title: cannot be filled in"),
+    ],
+)
+def test_item_title_mistakes_are_named(tmp_path: Path, title: str, message: str) -> None:
+    text = BASE + f"item_title = '{title}'\n"
+    assert message in error_of(tmp_path, text)
+
+
+def test_item_title_default_and_custom(tmp_path: Path) -> None:
+    default = load_settings(write(tmp_path, BASE)).collections[0].item_title
+    assert default == "{id} ({date:%Y-%m-%d})"
+    custom = BASE + "item_title = 'Plot {id} on {date:%d %B %Y}'\n"
+    assert load_settings(write(tmp_path, custom)).collections[0].item_title.startswith("Plot {id}")

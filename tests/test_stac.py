@@ -255,7 +255,9 @@ def test_single_asset_item_validates(key: str, links: Links, validator: SchemaVa
     assert item["stac_extensions"] == sorted(item["stac_extensions"])
     rendered = item["assets"][key]
     assert rendered["type"] == METAS[key]().media_type
-    assert rendered["roles"] == ["data"]
+    # An 8-bit RGB(A) image is also something to look at as it is.
+    rgb = key == "ortho"
+    assert rendered["roles"] == (["data", "visual"] if rgb else ["data"])
     assert rendered["file:size"] == 1000
 
 
@@ -567,7 +569,22 @@ def test_thumbnail_asset(links: Links, validator: SchemaValidator) -> None:
 
 def test_a_data_asset_keyed_thumbnail_keeps_its_key() -> None:
     item = render_item(item_input(asset("thumbnail", cog_ortho()), thumbnail=True), Links(None))
-    assert item["assets"]["thumbnail"]["roles"] == ["data"]
+    assert item["assets"]["thumbnail"]["roles"] == ["data", "visual"]  # a data file, RGB
+
+
+def test_item_title_from_the_collection_template() -> None:
+    from stacsync.config import DEFAULT_ITEM_TITLE, fill_item_title
+
+    title = fill_item_title(DEFAULT_ITEM_TITLE, "000421", "2019-06-04T11:59:40Z", "OFO", {})
+    assert title == "000421 (2019-06-04)"
+    custom = "Mission {id}, {properties[sensor]} {date:%B %Y} ({collection})"
+    title = fill_item_title(custom, "7", "2019-06-04T11:59:40Z", "OFO", {"sensor": "P4"})
+    assert title == "Mission 7, P4 June 2019 (OFO)"
+    assert fill_item_title(custom, "7", "2019-06-04T11:59:40Z", "OFO", {}) == (
+        "Mission 7, June 2019 (OFO)"  # a missing property leaves no gap
+    )
+    item = render_item(item_input(asset("ortho"), title=title), Links(None))
+    assert item["properties"]["title"] == title
 
 
 def _jagged(west: float, south: float, teeth: int, phase: float) -> dict[str, Any]:
