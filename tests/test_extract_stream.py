@@ -21,7 +21,6 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from tenacity import wait_none
 
 import stacsync.extract as extract
 from stacsync.errors import ExtractError
@@ -89,7 +88,7 @@ def _result(call):
 @pytest.fixture
 def no_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the retry count, drop the back-off sleeps."""
-    monkeypatch.setattr(extract._extract_stream_with_retries.retry, "wait", wait_none())
+    monkeypatch.setattr(extract, "BACKOFF_SECONDS", 0.0)
 
 
 # --- the same record as from a path ----------------------------------------------------------

@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import BinaryIO, TypeVar
-
-from tenacity import (
-    retry,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from stacsync.errors import ExtractError
 from stacsync.records import AssetMeta
@@ -43,6 +37,7 @@ TRANSIENT_ERRNOS = frozenset(
     {errno.EIO, errno.EREMOTEIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ECONNRESET}
 )
 ATTEMPTS = 4
+BACKOFF_SECONDS = 0.1  # the first retry's wait; it doubles at each further attempt
 
 
 class TransientIOError(ExtractError):
@@ -55,11 +50,37 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retrying(attempts: int = ATTEMPTS, max_wait: float = 2.0):
-    """Tenacity policy shared by extraction and checksums: bounded, exponential backoff."""
+    """Tenacity policy shared by extraction and checksums: bounded, exponential backoff.
+
+    The decorated function gets its tenacity wrapper at its first call: a pass that reads
+    nothing (most passes) need not import tenacity.
+    """
+
+    def decorate(fn: Callable[..., _T]) -> Callable[..., _T]:
+        wrapped: Callable[..., _T] | None = None
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs) -> _T:
+            nonlocal wrapped
+            if wrapped is None:  # two threads may both build one: harmless, they are alike
+                wrapped = _policy(attempts, max_wait)(fn)
+            return wrapped(*args, **kwargs)
+
+        return call
+
+    return decorate
+
+
+def _policy(attempts: int, max_wait: float):
+    from tenacity import retry, retry_if_exception, stop_after_attempt
+
+    def wait(state) -> float:  # read at each wait, so tests can set BACKOFF_SECONDS to 0
+        return min(max_wait, BACKOFF_SECONDS * 2 ** (state.attempt_number - 1))
+
     return retry(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.1, max=max_wait),
+        wait=wait,
         reraise=True,
         before_sleep=lambda state: log.info(
             "retrying after %s (attempt %d)", state.outcome.exception(), state.attempt_number
