@@ -111,6 +111,7 @@ class Settings:
     irods: IrodsSettings = field(default_factory=IrodsSettings)
     parent_catalog: str | None = None
     notify: MailSettings | None = None
+    read_overviews: bool = True  # [extract] read_overviews
     geoparquet: bool = False  # also write items.parquet beside index.geojson
 
 
@@ -332,7 +333,17 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "extract",
         "Header extraction.",
-        (Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),),
+        (
+            Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),
+            Key(
+                "read_overviews",
+                "bool",
+                True,
+                "Also read each raster's smallest useful overview (a COPC cloud's coarse octree "
+                "levels) to trace where the data is and draw the item's thumbnail. `false`: "
+                "headers only, grid and header boxes, no thumbnails (a faster first build).",
+            ),
+        ),
     ),
     Section(
         "irods",
@@ -1290,6 +1301,7 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
         irods=irods,
         parent_catalog=output["parent_catalog"],
         notify=notify,
+        read_overviews=values["extract"]["read_overviews"],
         geoparquet=bool(output["geoparquet"]),
     )
 

@@ -385,15 +385,13 @@ class SyncPass:
     def _extract(self, work: _Work) -> AssetMeta:
         path = work.entry.path
         readable = self.source.readable_path(path)
+        options = {"crs_override": work.crs, "read_overviews": self.settings.read_overviews}
         if readable is not None:
             if self._processes is not None:
-                return self._processes.extract(readable, work.crs)
-            return extract_file(readable, crs_override=work.crs)
+                return self._processes.extract(readable, **options)
+            return extract_file(readable, **options)
         return extract_stream(
-            Path(path).name,
-            work.entry.size,
-            functools.partial(self.source.open, path),
-            crs_override=work.crs,
+            Path(path).name, work.entry.size, functools.partial(self.source.open, path), **options
         )
 
     def _checksum(self, entry: SourceEntry) -> str | None:

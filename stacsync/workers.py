@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import PurePath
+from typing import Any
 
 from stacsync.errors import ExtractError
 from stacsync.extract import extract_file
@@ -37,14 +38,14 @@ class ExtractorPool:
         self._worked = False  # some worker returned a result: the pool itself can run
         self._unavailable = False  # workers cannot even start here: read in threads
 
-    def extract(self, path: str, crs_override: str | None) -> AssetMeta:
+    def extract(self, path: str, **options: Any) -> AssetMeta:
         """Like `extract_file`; a worker that dies on this file twice gives an ExtractError."""
         for _attempt in (1, 2):
             pool = self._current()
             if pool is None:
-                return self._extract(path, crs_override=crs_override)
+                return self._extract(path, **options)
             try:
-                meta = pool.submit(self._extract, path, crs_override=crs_override).result()
+                meta = pool.submit(self._extract, path, **options).result()
             except BrokenProcessPool:
                 # Every file in flight fails with the pool; each gets one more try in a
                 # fresh pool, so only a file that kills a worker twice is blamed.
@@ -53,7 +54,7 @@ class ExtractorPool:
             self._worked = True
             return meta
         if not self._workers_run():
-            return self._extract(path, crs_override=crs_override)
+            return self._extract(path, **options)
         raise ExtractError(
             f"{PurePath(path).name}: the reader crashed on this file (GDAL or laspy); "
             "please report it with the file"

@@ -385,3 +385,22 @@ def test_occupancy_spans_the_points_and_a_margin() -> None:
     assert transform.f - y.max() == pytest.approx(0.01 * np.ptp(y) / rows)
     assert grid.sum() > 0.9 * grid.size  # uniform points fill nearly every cell
     assert occupancy(np.ones(5), np.arange(5.0)) is None  # no extent in x
+
+
+def test_headers_only_when_overviews_are_not_to_be_read(testdata: Path, monkeypatch) -> None:
+    """[extract] read_overviews = false: no pixel and no point is read, grid and header boxes."""
+    import rasterio.io
+
+    from stacsync.extract import extract_file
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data read")
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", forbidden)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read_masks", forbidden)
+    monkeypatch.setattr("stacsync.extract.pointcloud.read_copc_sample", forbidden)
+    ortho = extract_file(str(testdata / "RGB.byte.tif"), read_overviews=False)
+    assert ortho.footprint_method == "grid box: overviews not read (extract.read_overviews = false)"
+    assert ortho.thumbnail is None
+    copc = extract_file(str(testdata / "simple.copc.laz"), read_overviews=False)
+    assert copc.footprint_method == "header box"

@@ -483,3 +483,18 @@ def test_output_inside_the_source_is_never_listed(real_tree, tmp_path):
     assert summary.added == len(GOOD)
     with Manifest.open_reader(tmp_path / "stacsync.db") as db:
         assert not db.files(glob="stac/*")
+
+
+def test_a_headers_only_pass_publishes_grid_boxes_and_no_thumbnails(real_tree, tmp_path):
+    import dataclasses
+
+    settings = quick_settings(real_tree, tmp_path / "catalog", tmp_path / "db.sqlite")
+    settings = dataclasses.replace(settings, read_overviews=False)
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db).run()
+        rows = db.conn.execute("SELECT meta_json FROM asset_file WHERE meta_json IS NOT NULL")
+        methods = {json.loads(text)["footprint_method"] for (text,) in rows}
+    assert summary.added == len(GOOD) and summary.errors == 0
+    unread = "grid box: overviews not read (extract.read_overviews = false)"
+    assert methods == {unread, "header box"}
+    assert not list((tmp_path / "catalog").rglob("*.png"))

@@ -19,11 +19,11 @@ from stacsync.sync import SyncPass
 from stacsync.workers import ExtractorPool
 
 
-def crash_on_marked_files(path: str, crs_override: str | None = None):
+def crash_on_marked_files(path: str, **options):
     """Module level, so worker processes can unpickle it; dies like a segfaulting reader."""
     if "crash" in Path(path).name:
         os._exit(139)
-    return extract_file(path, crs_override=crs_override)
+    return extract_file(path, **options)
 
 
 def test_pool_gives_what_extract_file_gives(testdata: Path) -> None:
@@ -31,9 +31,9 @@ def test_pool_gives_what_extract_file_gives(testdata: Path) -> None:
     with ExtractorPool(2) as pool:
         for name in names:
             path = str(testdata / name)
-            assert pool.extract(path, None) == extract_file(path)
+            assert pool.extract(path) == extract_file(path)
         with pytest.raises(ExtractError, match=r"^empty\.tif: file is empty"):
-            pool.extract(str(testdata / "empty.tif"), None)
+            pool.extract(str(testdata / "empty.tif"))
 
 
 def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> None:
@@ -41,9 +41,9 @@ def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> No
     (src / "crash.tif").write_bytes((src / "byte.tif").read_bytes())
     with ExtractorPool(2, extract=crash_on_marked_files) as pool:
         with pytest.raises(ExtractError, match=r"^crash\.tif: the reader crashed"):
-            pool.extract(str(src / "crash.tif"), None)
+            pool.extract(str(src / "crash.tif"))
         # The pool is replaced: the next files are read as usual.
-        assert pool.extract(str(src / "elev.tif"), None) == extract_file(src / "elev.tif")
+        assert pool.extract(str(src / "elev.tif")) == extract_file(src / "elev.tif")
 
 
 def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_path, monkeypatch):
@@ -82,7 +82,7 @@ from stacsync.workers import ExtractorPool
 
 if __name__ == "__main__":
     pool = ExtractorPool(2, extract=pidof.worker_pid)
-    print(pool.extract("any", None), flush=True)
+    print(pool.extract("any"), flush=True)
     time.sleep(120)
 """
 
@@ -94,7 +94,7 @@ def test_workers_end_when_their_pass_is_killed(tmp_path: Path) -> None:
     import time
 
     (tmp_path / "pidof.py").write_text(
-        "import os\n\ndef worker_pid(path, crs_override=None):\n    return os.getpid()\n"
+        "import os\n\ndef worker_pid(path, **options):\n    return os.getpid()\n"
     )
     script = tmp_path / "killed_pass.py"
     script.write_text(KILLED_PASS.format(here=str(tmp_path)))

@@ -98,13 +98,19 @@ def reader_for(path: str) -> str | None:
     return None
 
 
-def extract_file(path: str, *, crs_override: str | None = None) -> AssetMeta:
-    """Describe one file from its header; ExtractError for anything a person must fix."""
+def extract_file(
+    path: str, *, crs_override: str | None = None, read_overviews: bool = True
+) -> AssetMeta:
+    """Describe one file from its header; ExtractError for anything a person must fix.
+
+    With `read_overviews` a raster's smallest useful overview (a COPC cloud's coarse octree
+    levels) is read too, for a valid-data footprint and a thumbnail; without, headers only.
+    """
     kind = reader_for(path)
     name = PurePosixPath(path).name
     if kind is None:
         raise ExtractError(f"{name}: no reader for this file type")
-    return _guarded(name, lambda: _extract_with_retries(path, kind, crs_override))
+    return _guarded(name, lambda: _extract_with_retries(path, kind, crs_override, read_overviews))
 
 
 def extract_stream(
@@ -113,6 +119,7 @@ def extract_stream(
     open_stream: Callable[[], BinaryIO],
     *,
     crs_override: str | None = None,
+    read_overviews: bool = True,
 ) -> AssetMeta:
     """Describe a file known only as a seekable stream (an iRODS data object), as `extract_file`.
 
@@ -125,7 +132,10 @@ def extract_stream(
     if kind is None:
         raise ExtractError(f"{name}: no reader for this file type")
     return _guarded(
-        name, lambda: _extract_stream_with_retries(name, size, open_stream, kind, crs_override)
+        name,
+        lambda: _extract_stream_with_retries(
+            name, size, open_stream, kind, crs_override, read_overviews
+        ),
     )
 
 
@@ -145,14 +155,16 @@ def _guarded(name: str, extract: Callable[[], _T]) -> _T:
 
 
 @retrying()
-def _extract_with_retries(path: str, kind: str, crs_override: str | None) -> AssetMeta:
+def _extract_with_retries(
+    path: str, kind: str, crs_override: str | None, read_overviews: bool
+) -> AssetMeta:
     if kind == "raster":
         from stacsync.extract.raster import extract_raster
 
-        return extract_raster(path, crs_override=crs_override)
+        return extract_raster(path, crs_override=crs_override, read_overviews=read_overviews)
     from stacsync.extract.pointcloud import extract_pointcloud
 
-    return extract_pointcloud(path, crs_override=crs_override)
+    return extract_pointcloud(path, crs_override=crs_override, read_overviews=read_overviews)
 
 
 @retrying()
@@ -162,16 +174,18 @@ def _extract_stream_with_retries(
     open_stream: Callable[[], BinaryIO],
     kind: str,
     crs_override: str | None,
+    read_overviews: bool,
 ) -> AssetMeta:
+    options = {"crs_override": crs_override, "read_overviews": read_overviews}
     if kind == "raster":
         from stacsync.extract.raster import extract_raster_stream
 
-        return extract_raster_stream(open_stream, size, name, crs_override=crs_override)
+        return extract_raster_stream(open_stream, size, name, **options)
     from stacsync.extract.pointcloud import extract_pointcloud_stream
 
     # closing(), not the stream's own context manager: a stream need only have close().
     with contextlib.closing(_opened(open_stream, name)) as fileobj:
-        return extract_pointcloud_stream(fileobj, size, name, crs_override=crs_override)
+        return extract_pointcloud_stream(fileobj, size, name, **options)
 
 
 def _opened(open_stream: Callable[[], BinaryIO], name: str) -> BinaryIO:

@@ -87,7 +87,7 @@ class _Record:
 
 
 def extract_pointcloud(
-    path: str | os.PathLike[str], *, crs_override: str | None = None
+    path: str | os.PathLike[str], *, crs_override: str | None = None, read_overviews: bool = True
 ) -> AssetMeta:
     """Describe the LAS/LAZ/COPC file at `path` from its header and VLRs.
 
@@ -105,19 +105,27 @@ def extract_pointcloud(
             size = os.fstat(fileobj.fileno()).st_size
         except OSError as exc:
             raise _os_error(name, exc) from exc
-        return extract_pointcloud_stream(fileobj, size, name, crs_override=crs_override)
+        return extract_pointcloud_stream(
+            fileobj, size, name, crs_override=crs_override, read_overviews=read_overviews
+        )
 
 
 def extract_pointcloud_stream(
-    fileobj: BinaryIO, size: int, name: str, *, crs_override: str | None = None
+    fileobj: BinaryIO,
+    size: int,
+    name: str,
+    *,
+    crs_override: str | None = None,
+    read_overviews: bool = True,
 ) -> AssetMeta:
     """Describe a point cloud read from a seekable binary file object of `size` bytes.
 
     `name` is the bare file name used in messages. Only the header, the VLRs, the LAZ
-    chunk-table pointer and the EVLR headers are read.
+    chunk-table pointer and the EVLR headers are read, plus, for a COPC cloud and unless
+    `read_overviews` is false, the points of its octree's coarse levels (for the footprint).
     """
     try:
-        return _extract(fileobj, size, name, crs_override)
+        return _extract(fileobj, size, name, crs_override, read_overviews)
     except OSError as exc:
         raise _os_error(name, exc) from exc
 
@@ -135,7 +143,9 @@ def _os_error(name: str, exc: OSError) -> OSError | ExtractError:
     return ExtractError(f"{name}: cannot read file ({exc.strerror or exc})")
 
 
-def _extract(fileobj: BinaryIO, size: int, name: str, crs_override: str | None) -> AssetMeta:
+def _extract(
+    fileobj: BinaryIO, size: int, name: str, crs_override: str | None, read_overviews: bool
+) -> AssetMeta:
     header = _read_header(fileobj, size, name)
     _check_layout(header, size, name)
     block = _read_at(fileobj, 0, header.offset_to_point_data)
@@ -148,7 +158,9 @@ def _extract(fileobj: BinaryIO, size: int, name: str, crs_override: str | None) 
     las_header = _laspy_header(fileobj, block, evlrs, name)
     warnings: list[str] = []
     crs_wkt = _choose_crs(las_header, vlrs + evlrs, crs_override, name, warnings)
-    outline = _copc_outline(fileobj, size, header, block, vlrs, crs_wkt, warnings)
+    outline = None
+    if read_overviews:
+        outline = _copc_outline(fileobj, size, header, block, vlrs, crs_wkt, warnings)
     return _asset_meta(header, las_header, vlrs, crs_wkt, name, warnings, outline)
 
 

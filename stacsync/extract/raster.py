@@ -88,7 +88,9 @@ _COLOR_INTERP_COMMON = {
 _DATETIME_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 
 
-def extract_raster(path: str | os.PathLike, *, crs_override: str | None = None) -> AssetMeta:
+def extract_raster(
+    path: str | os.PathLike, *, crs_override: str | None = None, read_overviews: bool = True
+) -> AssetMeta:
     """Describe a GeoTIFF/COG from its header.
 
     `crs_override` is only used when the file has no CRS. Raises ExtractError (message starts with
@@ -102,11 +104,16 @@ def extract_raster(path: str | os.PathLike, *, crs_override: str | None = None) 
     except OSError as exc:
         raise _os_failure(exc, name) from exc
     source = _Source(name, size, fspath, functools.partial(open, fspath, "rb"), GDAL_ENV)
-    return _extract(source, crs_override)
+    return _extract(source, crs_override, read_overviews)
 
 
 def extract_raster_stream(
-    open_stream: Callable[[], BinaryIO], size: int, name: str, *, crs_override: str | None = None
+    open_stream: Callable[[], BinaryIO],
+    size: int,
+    name: str,
+    *,
+    crs_override: str | None = None,
+    read_overviews: bool = True,
 ) -> AssetMeta:
     """Describe a GeoTIFF/COG read from a seekable stream of `size` bytes, as `extract_raster` does.
 
@@ -134,7 +141,7 @@ def extract_raster_stream(
             opener=StreamFiles(gdal_path, cache),
             cache=cache,
         )
-        return _extract(source, crs_override)
+        return _extract(source, crs_override, read_overviews)
     finally:
         cache.close()
 
@@ -162,10 +169,10 @@ class _Source:
 # --- opening and errors ----------------------------------------------------------------------
 
 
-def _extract(source: _Source, crs_override: str | None) -> AssetMeta:
+def _extract(source: _Source, crs_override: str | None, read_overviews: bool) -> AssetMeta:
     try:
         with rasterio.Env(**source.env), _open(source) as src:
-            meta = _describe(src, source, crs_override)
+            meta = _describe(src, source, crs_override, read_overviews)
     except (ExtractError, RasterioError, CPLE_BaseError, OSError) as exc:
         failure = _failure(exc, source)
         if failure is exc:
@@ -283,7 +290,9 @@ def _truncated(name: str, declared: int, size: int) -> ExtractError:
 # --- the description -------------------------------------------------------------------------
 
 
-def _describe(src: Any, source: _Source, crs_override: str | None) -> AssetMeta:
+def _describe(
+    src: Any, source: _Source, crs_override: str | None, read_overviews: bool
+) -> AssetMeta:
     name = source.name
     warnings: list[str] = []
     # First: a cut-off file can open with its CRS or geotransform missing, and "no CRS" would
@@ -301,7 +310,12 @@ def _describe(src: Any, source: _Source, crs_override: str | None) -> AssetMeta:
     if problem:
         warnings.append(problem)
     raster = _raster_info(src, crs_wkt, layout)
-    pixels = _look_at_pixels(src, source, crs_wkt, grid, warnings)
+    if read_overviews:
+        pixels = _look_at_pixels(src, source, crs_wkt, grid, warnings)
+    else:
+        pixels = _Pixels(
+            *grid, "grid box: overviews not read (extract.read_overviews = false)", None
+        )
     return AssetMeta(
         kind="raster",
         media_type=MEDIA_TYPE_COG if raster.is_cog else MEDIA_TYPE,
