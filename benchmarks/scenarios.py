@@ -85,6 +85,24 @@ def full_build(tree: BenchTree, runs: int) -> tuple[Stats, str]:
     return Stats(tuple(samples)), did
 
 
+def full_build_headers_only(tree: BenchTree, runs: int) -> tuple[Stats, str]:
+    """From nothing, reading headers only (`[extract] read_overviews = false`): no footprint
+    tracing, no thumbnails. The scenarios after it start from the full build's state."""
+    config = tree.work / "stacsync-headers-only.toml"
+    config.write_text(
+        tree.config.read_text(encoding="utf-8") + "\n[extract]\nread_overviews = false\n",
+        encoding="utf-8",
+    )
+    argv = [*stacsync_head(), "rescan", "--config", str(config), "--json"]
+    samples = []
+    for _ in range(runs):
+        reset_stacsync(tree)
+        samples.append(run_process(argv))
+    did = check(samples[-1], Expect({"added": tree.file_count}, tree.missions, True))
+    reset_stacsync(tree)
+    return Stats(tuple(samples)), did
+
+
 def no_change(tree: BenchTree, runs: int) -> tuple[Stats, str]:
     samples = tuple(rescan(tree) for _ in range(runs))
     did = check(samples[-1], Expect({"unchanged": tree.file_count}, 0, False))
