@@ -355,9 +355,9 @@ class SyncPass:
         if workers < 2:
             return False
         new = [w for w in work if not w.checksum_first]
-        return len(new) >= MIN_PROCESS_FILES and all(
-            self.source.readable_path(w.entry.path) is not None for w in new[:1]
-        )
+        # Processes open files by path; a remote source (iRODS) is read through streams.
+        local = bool(new) and self.source.readable_path(new[0].entry.path) is not None
+        return len(new) >= MIN_PROCESS_FILES and local
 
     def _examine(self, work: _Work) -> _Result:
         """Checksum (known files first) and extract; never raises for a per-file problem."""

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import irods.exception as ex
 import pytest
 from fake_irods import FakeIrodsServer
 
@@ -267,3 +268,23 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
     assert summary.items_written == 1
     p2 = published(server)["srer-2019/P2/P2.json"]
     assert p2["properties"]["datetime"] == "2019-06-02T00:00:00Z"
+
+
+def test_a_table_that_cannot_be_fetched_keeps_its_last_copy(tmp_path, testdata):
+    from test_sync import CSV, CSV_CONFIG
+
+    server = FakeIrodsServer(clock=T0)
+    server.add_object(f"{SOURCE}/west_a.tif", (testdata / "RGB.byte.tif").read_bytes())
+    server.add_object(f"{SOURCE}/plots.csv", CSV.encode())
+    config = tmp_path / "stacsync.toml"
+    config.write_text(
+        CSV_CONFIG.replace('path = "src"', f'irods = "{SOURCE}"').replace(
+            'path = "catalog"', f'irods = "{OUTPUT}"'
+        )
+    )
+    s = load_settings(config)
+    run(server, s)
+    server.fail("replicas", ex.CAT_NO_ACCESS_PERMISSION("no"), times=99, path=f"{SOURCE}/plots.csv")
+    summary, _ = run(server, s)
+    assert any("plots.csv: cannot fetch the metadata table" in p for p in summary.listing_problems)
+    assert summary.errors == 0 and "srer-2019/P1/P1.json" in published(server)
