@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import irods.exception as irods_exc
 from irods import MAX_SQL_ROWS
@@ -260,15 +260,7 @@ class IrodsClient:
         `modified_since` (epoch seconds) keeps replicas modified at or after it. Stopping the
         iteration early closes the query on the server.
         """
-        query = self.session.query(
-            Collection.name,
-            DataObject.name,
-            DataObject.size,
-            DataObject.modify_time,
-            DataObject.checksum,
-            DataObject.replica_number,
-            DataObject.replica_status,
-        ).filter(_InTree(_checked(root)))
+        query = self._replica_query().filter(_InTree(_checked(root)))
         if modified_since is not None:
             # The catalog stores times as zero-padded 11-digit strings and compares them as
             # strings: a datetime is what the column type pads correctly.
@@ -278,6 +270,18 @@ class IrodsClient:
         for page in query.limit(page_size).get_batches():
             for row in page:
                 yield _object_row(row)
+
+    def _replica_query(self) -> Any:
+        """A GenQuery for the columns an ObjectRow holds (one row per replica)."""
+        return self.session.query(
+            Collection.name,
+            DataObject.name,
+            DataObject.size,
+            DataObject.modify_time,
+            DataObject.checksum,
+            DataObject.replica_number,
+            DataObject.replica_status,
+        )
 
     def list_collection_files(self, root: str, *, page_size: int = PAGE_SIZE) -> Iterator[str]:
         """Logical paths of the data objects at or below `root` (one paged GenQuery)."""
@@ -289,15 +293,7 @@ class IrodsClient:
     def replicas(self, path: str) -> list[ObjectRow]:
         """Every replica of the data object at `path`; empty when there is none."""
         parent, name = posixpath.split(_checked(path))
-        query = self.session.query(
-            Collection.name,
-            DataObject.name,
-            DataObject.size,
-            DataObject.modify_time,
-            DataObject.checksum,
-            DataObject.replica_number,
-            DataObject.replica_status,
-        ).filter(Collection.name == parent, DataObject.name == name)
+        query = self._replica_query().filter(Collection.name == parent, DataObject.name == name)
         return [_object_row(row) for row in query]
 
     def is_collection(self, path: str) -> bool:
