@@ -6,11 +6,13 @@ Rasters give the grid from their valid-data mask at overview scale, COPC clouds 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import rasterio.errors
 import rasterio.features
 import shapely
 from affine import Affine
@@ -20,6 +22,13 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from stacsync.errors import ExtractError
 from stacsync.extract.geometry import outline_4326
 from stacsync.records import BBox
+
+# rasterio.features.shapes sometimes warns, from worker threads, that the in-memory grid it
+# builds has no geotransform: true, and meaningless for tracing in cell space. Set once at
+# import (catch_warnings() per call is not thread-safe) and only for that module's warnings.
+warnings.filterwarnings(
+    "ignore", category=rasterio.errors.NotGeoreferencedWarning, module="rasterio.features"
+)
 
 __all__ = ["MAX_TRACE_SIDE", "MAX_VERTICES", "Traced", "occupancy", "trace"]
 
@@ -151,9 +160,9 @@ def _corner_count(grid: np.ndarray) -> int:
 
 def _cells(grid: np.ndarray, size: int) -> Polygon | MultiPolygon:
     """The union of the True cells, each `size` units wide (x = column, y = row), holes filled."""
-    # Traced one cell off the origin: rasterio warns about an identity transform (and a filter
-    # for that warning would be process-wide, while passes extract in threads); the shift back
-    # is exact, coordinates being small whole numbers.
+    # Traced one cell off the origin, so the transform is never the identity rasterio warns
+    # about (see the module's filter for what it still says); the shift back is exact,
+    # coordinates being small whole numbers.
     offset = Affine.translation(size, size) @ Affine.scale(size)
     found = rasterio.features.shapes(
         grid.astype(np.uint8), mask=grid, connectivity=4, transform=offset
