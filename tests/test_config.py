@@ -512,10 +512,13 @@ def test_irods_source_and_output(tmp_path: Path) -> None:
 
 
 def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> None:
-    text = IRODS.replace(
-        'irods = "/iplant/home/shared/ofo/public/stac"',
-        'irods = "/iplant/home/shared/ofo/public/stac"\npublic_url = "https://ofo.example/stac"',
-    ) + '[[href_rewrite]]\nprefix = "/iplant/home/shared/ofo"\nto = "https://ofo.example/data"\n'
+    text = (
+        IRODS.replace(
+            'irods = "/iplant/home/shared/ofo/public/stac"',
+            'irods = "/iplant/home/shared/ofo/public/stac"\npublic_url = "https://ofo.example/stac"',
+        )
+        + '[[href_rewrite]]\nprefix = "/iplant/home/shared/ofo"\nto = "https://ofo.example/data"\n'
+    )
     s = load_settings(write(tmp_path, text))
     assert s.public_url == "https://ofo.example/stac"
     assert rewrite_href(s, "/iplant/home/shared/ofo/public/a.tif") == (
@@ -527,7 +530,7 @@ def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> N
     ("change", "message"),
     [
         (
-            lambda t: t.replace('[source]\n', '[source]\npath = "data"\n'),
+            lambda t: t.replace("[source]\n", '[source]\npath = "data"\n'),
             "source.irods: give either source.path or source.irods, not both",
         ),
         (
@@ -538,7 +541,7 @@ def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> N
             lambda t: t.replace("/public/stac", "/public/../stac"),
             "output.irods: must not contain '..'",
         ),
-        (lambda t: t + "[irods]\nanonymous = \"yes\"\n", "irods.anonymous: must be true or false"),
+        (lambda t: t + '[irods]\nanonymous = "yes"\n', "irods.anonymous: must be true or false"),
         (
             lambda t: t.replace('irods = "/iplant/home/shared/ofo/public/stac"', ""),
             "output.path: required (or output.irods for an iRODS collection)",
@@ -551,13 +554,16 @@ def test_irods_mistakes_are_named(tmp_path: Path, change, message: str) -> None:
 
 # ---------------------------------------------------------------- [notify]
 
-NOTIFY = BASE + """
+NOTIFY = (
+    BASE
+    + """
 [notify]
 host = "localhost"
 port = 2525
 from = "stacsync@example.org"
 to = ["keeper@example.org"]
 """
+)
 
 
 def test_notify_section(tmp_path: Path) -> None:
@@ -574,8 +580,10 @@ def test_notify_section(tmp_path: Path) -> None:
         (lambda t: t.replace('to = ["keeper@example.org"]\n', ""), "notify.to: required"),
         (lambda t: t.replace('"keeper@example.org"', '"keeper"'), "notify.to: 'keeper' is not"),
         (
-            lambda t: t.replace('host = "localhost"', 'host = "smtp.example.org"')
-            + 'username = "me"\nauth_env = "SMTP_PW"\n',
+            lambda t: (
+                t.replace('host = "localhost"', 'host = "smtp.example.org"')
+                + 'username = "me"\nauth_env = "SMTP_PW"\n'
+            ),
             "notify.starttls: must be true when logging in to a remote server",
         ),
         (lambda t: t + 'password = "x"\n', "notify.password"),

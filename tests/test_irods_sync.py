@@ -193,7 +193,7 @@ def test_the_daemon_polls_irods_for_new_modified_and_deleted_objects(tmp_path, t
     config = tmp_path / "stacsync.toml"
     config.write_text(
         f'[source]\nirods = "{SOURCE}"\n[output]\nirods = "{OUTPUT}"\n'
-        "[[collection]]\nid = \"drone\"\n"
+        '[[collection]]\nid = "drone"\n'
         "match = '^(?P<item>[^/]+)/(?P<asset>[^/]+)\\.(tif|laz)$'\n"
     )
     sources: list[IrodsSource] = []
@@ -220,8 +220,10 @@ def test_the_daemon_polls_irods_for_new_modified_and_deleted_objects(tmp_path, t
         _wait(lambda: "drone/m3/m3.json" in published(server))
         server.write_object(f"{SOURCE}/m1/ortho.tif", (testdata / "RGB.byte.tif").read_bytes())
         _wait(
-            lambda: published(server)["drone/m1/m1.json"]["assets"]["ortho"].get("proj:code")
-            == "EPSG:32618"
+            lambda: (
+                published(server)["drone/m1/m1.json"]["assets"]["ortho"].get("proj:code")
+                == "EPSG:32618"
+            )
         )
         # Polls asked only for what changed since the last one.
         since_queries = [c for c in server.calls("query") if c[1] is not None]

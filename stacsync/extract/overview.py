@@ -60,9 +60,7 @@ class Sample:
     level: str
 
 
-def plan_sample(
-    width: int, height: int, factors: Sequence[int], file_size: int = 0
-) -> SamplePlan:
+def plan_sample(width: int, height: int, factors: Sequence[int], file_size: int = 0) -> SamplePlan:
     """The level to read for a width × height raster with these overview factors (band 1).
 
     The coarsest overview whose long side is at least MIN_SIDE; a raster with none such is read
