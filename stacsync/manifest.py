@@ -104,6 +104,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "summary digest per item",
+        # The few fields of an item its collection's summaries read, kept so that a change to
+        # one item does not parse every item of the collection again.
+        "ALTER TABLE item ADD COLUMN digest TEXT;",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -414,13 +420,16 @@ class Manifest:
             )
         )
 
-    def collection_item_json(self, collection_id: str) -> Iterator[str]:
-        """The stored JSON of every rendered item of one collection, streamed in id order."""
-        for (text,) in self.conn.execute(
-            "SELECT json FROM item WHERE collection_id = ? AND json IS NOT NULL ORDER BY item_id",
+    def collection_item_digests(self, collection_id: str) -> Iterator[tuple[str | None, str]]:
+        """(summary digest or None, item json) of every rendered item of one collection.
+
+        Streamed in id order; the digest is None for items rendered before it was stored.
+        """
+        yield from self.conn.execute(
+            "SELECT digest, json FROM item WHERE collection_id = ? AND json IS NOT NULL"
+            " ORDER BY item_id",
             (collection_id,),
-        ):
-            yield text
+        )
 
     def iter_index_features(self) -> Iterator[tuple[str, str, str | None, str]]:
         """(collection, item, index feature or None, item json) of every rendered item.

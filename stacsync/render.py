@@ -136,6 +136,7 @@ class Renderer:
                 "json": data.decode("utf-8"),
                 "json_hash": digest,
                 "feature": self.stac.feature_line(self._index_feature(item)),
+                "digest": self.stac.feature_line(self.stac.summary_digest(item)),
                 "west": west,
                 "south": south,
                 "east": east,
@@ -251,9 +252,10 @@ class Renderer:
         self._drop_unconfigured_collections()
 
     def _stored_items(self, cid: str) -> Iterator[dict[str, Any]]:
-        # Parsed one at a time as the summary consumes them: never the whole collection.
-        for text in self.db.collection_item_json(cid):
-            yield json.loads(text)
+        # The small digests, parsed one at a time as the summary consumes them; an item
+        # rendered before digests were stored is digested from its JSON.
+        for digest, text in self.db.collection_item_digests(cid):
+            yield json.loads(digest) if digest else self.stac.summary_digest(json.loads(text))
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():

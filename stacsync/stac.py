@@ -537,6 +537,25 @@ _SUMMARISED_FIELDS = frozenset((*_SET_FIELDS, *_RANGE_FIELDS))
 # `roles` (the roles all of them have) and `bands` (field by field) are handled on their own.
 _SHARED_ASSET_FIELDS = ("title", "description", "type", "pc:type", "pc:schemas")
 _MISSING = object()
+_DIGEST_PROPERTIES = _SUMMARISED_FIELDS | {"start_datetime", "datetime", "end_datetime"}
+_DIGEST_ASSET_FIELDS = _SUMMARISED_FIELDS | {*_SHARED_ASSET_FIELDS, "roles", "bands"}
+
+
+def summary_digest(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an item `summarise_items` reads, and nothing else (no geometry, hrefs…).
+
+    `summarise_items` gives the same result for digests as for the items themselves.
+    """
+    properties = item.get("properties") or {}
+    assets = item.get("assets") or {}
+    return {
+        "properties": {k: v for k, v in properties.items() if k in _DIGEST_PROPERTIES},
+        "assets": {
+            key: {k: v for k, v in asset.items() if k in _DIGEST_ASSET_FIELDS}
+            for key, asset in assets.items()
+            if isinstance(asset, Mapping)
+        },
+    }
 
 
 def summarise_items(items: Iterable[Mapping[str, Any]]) -> ItemsSummary:

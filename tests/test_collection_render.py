@@ -534,6 +534,27 @@ def test_demo_collection_describes_its_items(demo: Path, schema_root: Path) -> N
     validate_catalog(demo.parent / "catalog", schema_root)
 
 
+def test_summaries_come_from_stored_digests_as_from_the_items(demo: Path) -> None:
+    import sqlite3
+
+    from stacsync.stac import summarise_items, summary_digest
+
+    rescan(demo)
+    _collection, items = _catalog(demo)
+    digests = [summary_digest(item) for item in items]
+    assert summarise_items(digests) == summarise_items(items)
+    assert all("geometry" not in d and "href" not in str(d) for d in digests)
+
+    # Items rendered before digests were stored (schema 4) are digested from their JSON.
+    with sqlite3.connect(demo.parent / "m.db") as conn:
+        conn.execute("UPDATE item SET digest = NULL")
+    path = demo.parent / "catalog" / "ofo-missions" / "collection.json"
+    before = path.read_bytes()
+    path.unlink()
+    rescan(demo)
+    assert path.read_bytes() == before
+
+
 def test_a_finer_raster_widens_the_gsd_range(
     demo: Path, schema_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
