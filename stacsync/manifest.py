@@ -420,6 +420,13 @@ class Manifest:
             )
         )
 
+    def item_digest(self, collection_id: str, item_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT digest FROM item WHERE collection_id = ? AND item_id = ?",
+            (collection_id, item_id),
+        ).fetchone()
+        return row[0] if row else None
+
     def collection_item_digests(self, collection_id: str) -> Iterator[tuple[str | None, str]]:
         """(summary digest or None, item json) of every rendered item of one collection.
 
@@ -459,6 +466,9 @@ class Manifest:
 
     def written_paths(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT path FROM written ORDER BY 1")]
+
+    def delete_state(self, key: str) -> None:
+        self.conn.execute("DELETE FROM state WHERE key = ?", (key,))
 
     def get_state(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()

@@ -112,6 +112,7 @@ class Renderer:
             self.output.delete(relpath)
             self._drop_thumbnail(self.stac.thumbnail_path(cid, iid))
             self.db.delete_item(cid, iid)
+            self._summaries_stale(cid)
             summary.items_deleted += int(existed)
             return existed
         item_input = self._item_input(collection, iid, rows)
@@ -129,6 +130,9 @@ class Renderer:
             written = True
         west, south, east, north = item["bbox"]
         props = item["properties"]
+        facts = self.stac.feature_line(self.stac.summary_digest(item))
+        if facts != self.db.item_digest(cid, iid):
+            self._summaries_stale(cid)  # in this transaction: a crash cannot lose it
         self.db.store_item(
             cid,
             iid,
@@ -136,7 +140,7 @@ class Renderer:
                 "json": data.decode("utf-8"),
                 "json_hash": digest,
                 "feature": self.stac.feature_line(self._index_feature(item)),
-                "digest": self.stac.feature_line(self.stac.summary_digest(item)),
+                "digest": facts,
                 "west": west,
                 "south": south,
                 "east": east,
@@ -240,7 +244,7 @@ class Renderer:
                     start=extent["start"],
                     end=extent["end"],
                     item_ids=self.db.collection_item_ids(cid),
-                    items_summary=self.stac.summarise_items(self._stored_items(cid)),
+                    items_summary=self._items_summary(cid),
                     asset_titles=collection.asset_titles,
                     license_url=collection.license_url,
                 ),
@@ -250,6 +254,23 @@ class Renderer:
                 self._publish(self.stac.collection_path(cid), self.stac.dumps(doc))
             )
         self._drop_unconfigured_collections()
+
+    def _items_summary(self, cid: str) -> Any:
+        """The collection's summaries and item_assets: recomputed over every item's digest only
+        when a digest changed or an item came or went since they were last computed."""
+        key = f"summaries:{cid}"
+        cached = self.db.get_state(key)
+        if cached is not None and self.db.get_state(f"{key}:stale") is None:
+            return self.stac.ItemsSummary(**json.loads(cached))
+        found = self.stac.summarise_items(self._stored_items(cid))
+        with self.db.transaction():
+            # Not sort_keys: the cached mappings must come back in the order they render in.
+            self.db.set_state(key, json.dumps(dataclasses.asdict(found)))
+            self.db.delete_state(f"{key}:stale")
+        return found
+
+    def _summaries_stale(self, cid: str) -> None:
+        self.db.set_state(f"summaries:{cid}:stale", "1")
 
     def _stored_items(self, cid: str) -> Iterator[dict[str, Any]]:
         # The small digests, parsed one at a time as the summary consumes them; an item

@@ -586,6 +586,37 @@ def test_a_finer_raster_widens_the_gsd_range(
     validate_catalog(demo.parent / "catalog", schema_root)
 
 
+def test_summaries_are_recomputed_only_when_an_item_digest_changes(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stacsync.stac
+
+    rescan(demo)
+    before = (demo.parent / "catalog" / COLLECTION / "collection.json").read_bytes()
+    calls: list[int] = []
+    real = stacsync.stac.summarise_items
+    monkeypatch.setattr(
+        stacsync.stac, "summarise_items", lambda items: calls.append(1) or real(items)
+    )
+    # One byte of pixel data, same header: the checksum changes, the summary facts do not.
+    target = next((demo.parent / "data" / "missions").glob("*/processed_01/full/dsm-mesh.tif"))
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF  # the last tile's last byte
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns - 30 * 10**9))
+    summary = rescan(demo)
+    assert summary.modified == 1 and summary.items_written == 1
+    assert calls == []  # the cached summaries served the collection
+    assert (demo.parent / "catalog" / COLLECTION / "collection.json").read_bytes() == before
+
+    # An item that goes away changes them: recomputed.
+    for path in target.parent.iterdir():
+        path.unlink()
+    summary = rescan(demo)
+    assert summary.removed >= 1 and calls == [1]
+
+
 def test_an_unchanged_pass_does_not_rewrite_the_collection(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
