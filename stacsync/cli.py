@@ -182,7 +182,7 @@ def _human_summary(s: dict[str, Any]) -> str:
 )
 def init(layout: str) -> None:
     """Print a commented example config to stdout (redirect it to a .toml file)."""
-    from stacsync.config import example_config
+    from stacsync.config_text import example_config
 
     click.echo(example_config(layout), nl=False)
 

@@ -10,17 +10,15 @@ import pytest
 
 from stacsync.config import (
     DEFAULT_ASSET_TITLES,
-    LAYOUTS,
     SECTIONS,
-    example_config,
     is_included,
     load_settings,
     quick_settings,
-    reference_markdown,
     registry_keys,
     rewrite_href,
     to_utc_iso,
 )
+from stacsync.config_text import LAYOUTS, example_config, reference_markdown
 from stacsync.errors import ConfigError
 from stacsync.layout import Layout
 
@@ -464,7 +462,7 @@ def test_docs_reference_is_current() -> None:
     block = re.search(r"<!-- reference:start -->\n(.*)<!-- reference:end -->", docs, re.S)
     assert block, "docs/configuration.md lacks the reference markers"
     assert block.group(1).strip() == reference_markdown().strip(), (
-        "paste the output of stacsync.config.reference_markdown() between the markers"
+        "paste the output of stacsync.config_text.reference_markdown() between the markers"
     )
 
 
