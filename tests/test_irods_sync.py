@@ -237,11 +237,12 @@ def test_the_daemon_polls_irods_for_new_modified_and_deleted_objects(tmp_path, t
     assert not thread.is_alive()
 
 
-def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp_path, testdata):
+def _csv_layout_in_irods(tmp_path: Path, testdata: Path, files: dict[str, str]):
+    """The notebook's CSV workflow (tests/test_sync.py) with source and output in the fake."""
     from test_sync import CSV, CSV_CONFIG
 
     server = FakeIrodsServer(clock=T0)
-    for name, real in [("west_a.tif", "RGB.byte.tif"), ("north.laz", "autzen_trim.laz")]:
+    for name, real in files.items():
         server.add_object(f"{SOURCE}/{name}", (testdata / real).read_bytes())
     server.add_object(f"{SOURCE}/plots.csv", CSV.encode())
     config = tmp_path / "stacsync.toml"
@@ -250,7 +251,12 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
             'path = "catalog"', f'irods = "{OUTPUT}"'
         )
     )
-    s = load_settings(config)
+    return server, load_settings(config), CSV
+
+
+def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp_path, testdata):
+    files = {"west_a.tif": "RGB.byte.tif", "north.laz": "autzen_trim.laz"}
+    server, s, csv = _csv_layout_in_irods(tmp_path, testdata, files)
     assert s.collections[0].table.source_relpath == "plots.csv"
     summary, _ = run(server, s)
     assert summary.items_written == 2 and summary.errors == 0
@@ -264,7 +270,7 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
 
     server.clock = T0 + 60
     server.write_object(
-        f"{SOURCE}/plots.csv", CSV.replace("north,P2,2019-05-21", "north,P2,2019-06-02").encode()
+        f"{SOURCE}/plots.csv", csv.replace("north,P2,2019-05-21", "north,P2,2019-06-02").encode()
     )
     summary, _ = run(server, s)
     assert summary.items_written == 1
@@ -273,18 +279,7 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
 
 
 def test_a_table_that_cannot_be_fetched_keeps_its_last_copy(tmp_path, testdata):
-    from test_sync import CSV, CSV_CONFIG
-
-    server = FakeIrodsServer(clock=T0)
-    server.add_object(f"{SOURCE}/west_a.tif", (testdata / "RGB.byte.tif").read_bytes())
-    server.add_object(f"{SOURCE}/plots.csv", CSV.encode())
-    config = tmp_path / "stacsync.toml"
-    config.write_text(
-        CSV_CONFIG.replace('path = "src"', f'irods = "{SOURCE}"').replace(
-            'path = "catalog"', f'irods = "{OUTPUT}"'
-        )
-    )
-    s = load_settings(config)
+    server, s, _csv = _csv_layout_in_irods(tmp_path, testdata, {"west_a.tif": "RGB.byte.tif"})
     run(server, s)
     server.fail("replicas", ex.CAT_NO_ACCESS_PERMISSION("no"), times=99, path=f"{SOURCE}/plots.csv")
     summary, _ = run(server, s)
