@@ -37,13 +37,13 @@ def stacsync_head() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "stacsync.cli"]
 
 
-def stacsync_argv(tree: BenchTree) -> list[str]:
+def stacsync_argv(config: Path) -> list[str]:
     """The command a user runs, as its own process."""
-    return [*stacsync_head(), "rescan", "--config", str(tree.config), "--json"]
+    return [*stacsync_head(), "rescan", "--config", str(config), "--json"]
 
 
-def rescan(tree: BenchTree) -> Sample:
-    return run_process(stacsync_argv(tree))
+def rescan(tree: BenchTree, config: Path | None = None) -> Sample:
+    return run_process(stacsync_argv(config or tree.config))
 
 
 def check(sample: Sample, expect: Expect) -> str:
@@ -74,12 +74,12 @@ def describe(summary: dict) -> str:
 # -- scenarios ---------------------------------------------------------------------------------
 
 
-def full_build(tree: BenchTree, runs: int) -> tuple[Stats, str]:
+def full_build(tree: BenchTree, runs: int, config: Path | None = None) -> tuple[Stats, str]:
     """From nothing: no manifest, no output."""
     samples = []
     for _ in range(runs):
         reset_stacsync(tree)
-        samples.append(rescan(tree))
+        samples.append(rescan(tree, config))
     did = check(samples[-1], Expect({"added": tree.file_count}, tree.missions, True))
     settle(tree)
     return Stats(tuple(samples)), did
@@ -93,14 +93,9 @@ def full_build_headers_only(tree: BenchTree, runs: int) -> tuple[Stats, str]:
         tree.config.read_text(encoding="utf-8") + "\n[extract]\nread_overviews = false\n",
         encoding="utf-8",
     )
-    argv = [*stacsync_head(), "rescan", "--config", str(config), "--json"]
-    samples = []
-    for _ in range(runs):
-        reset_stacsync(tree)
-        samples.append(run_process(argv))
-    did = check(samples[-1], Expect({"added": tree.file_count}, tree.missions, True))
+    built = full_build(tree, runs, config)
     reset_stacsync(tree)
-    return Stats(tuple(samples)), did
+    return built
 
 
 def no_change(tree: BenchTree, runs: int) -> tuple[Stats, str]:
