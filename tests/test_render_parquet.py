@@ -201,3 +201,29 @@ def test_geoparquet_must_be_a_bool(config: Path) -> None:
     config.write_text(config.read_text().replace("geoparquet = true", 'geoparquet = "yes"'))
     with pytest.raises(ConfigError, match=r"output\.geoparquet: must be true or false"):
         load_settings(config)
+
+
+def test_parquet_of_the_real_test_files_round_trips(copy_testdata, tmp_path: Path) -> None:
+    import dataclasses
+
+    from test_sync import GOOD
+
+    from stacsync.config import quick_settings
+    from stacsync.manifest import Manifest
+    from stacsync.sync import SyncPass
+
+    src = copy_testdata(*GOOD, dest=tmp_path / "drone")
+    _age(src)
+    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "db.sqlite")
+    settings = dataclasses.replace(settings, geoparquet=True)
+    with Manifest.open_writer(settings.manifest_path) as db:
+        summary = SyncPass(settings, db).run()
+    assert summary.errors == 0
+    table = pq.read_table(tmp_path / "catalog" / PARQUET_PATH)
+    items = {item["id"]: item for item in stac_table_to_items(table)}
+    written = sorted((tmp_path / "catalog").glob("*/*/*.json"))
+    assert sorted(items) == sorted(p.stem for p in written)
+    for path in written:
+        item = json.loads(path.read_text())
+        assert items[item["id"]]["bbox"] == pytest.approx(item["bbox"])
+        assert sorted(items[item["id"]]["assets"]) == sorted(item["assets"])
