@@ -23,17 +23,6 @@ class FileState(StrEnum):
     UNMATCHED = "unmatched"  # matches no collection's pattern: listed, never extracted
 
 
-class Change(StrEnum):
-    """What a pass decided about one listed file."""
-
-    ADDED = "added"
-    MODIFIED = "modified"
-    TOUCHED = "touched"
-    UNCHANGED = "unchanged"
-    REMOVED = "removed"
-    DEFERRED = "deferred"
-
-
 @dataclass(frozen=True, slots=True)
 class SourceEntry:
     """One asset file as the source lists it: a stat, never an open."""
@@ -42,6 +31,17 @@ class SourceEntry:
     size: int
     mtime_ns: int
     checksum: str | None = None  # multihash hex when the store keeps one (iRODS sha2)
+
+
+# eo:common_name values of the STAC eo extension v2.0.0 (v1.1.0 lacks green05 and rededge07x);
+# any other name would make the whole item invalid.
+# fmt: off
+EO_COMMON_NAMES = frozenset((
+    "pan", "coastal", "blue", "green", "green05", "yellow", "red", "rededge", "rededge071",
+    "rededge075", "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir",
+    "lwir11", "lwir12",
+))
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,14 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from stacsync.ids import safe_id
-from stacsync.records import AssetMeta, Band, BBox, PointCloudInfo, RasterInfo
+from stacsync.records import (
+    EO_COMMON_NAMES,
+    AssetMeta,
+    Band,
+    BBox,
+    PointCloudInfo,
+    RasterInfo,
+)
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -57,13 +64,7 @@ _SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*\+?")
 WORLD_BBOX: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
 COORD_DECIMALS = 9  # 1e-9 degrees is ~0.1 mm: below any survey precision, stable across runs
 
-# eo v2.0.0 accepts only these names; anything else would make the whole item invalid.
 # fmt: off
-EO_COMMON_NAMES = frozenset((
-    "pan", "coastal", "blue", "green", "green05", "yellow", "red", "rededge", "rededge071",
-    "rededge075", "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir",
-    "lwir11", "lwir12",
-))
 # STAC 1.1 `data_type` vocabulary; numpy spells complex types differently.
 _DATA_TYPES = frozenset((
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16",

@@ -38,6 +38,7 @@ TRANSIENT_ERRNOS = frozenset(
 )
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.1  # the first retry's wait; it doubles at each further attempt
+MAX_BACKOFF_SECONDS = 2.0
 
 
 class TransientIOError(ExtractError):
@@ -49,7 +50,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
-def retrying(attempts: int = ATTEMPTS, max_wait: float = 2.0):
+def retrying():
     """Tenacity policy shared by extraction and checksums: bounded, exponential backoff.
 
     The decorated function gets its tenacity wrapper at its first call: a pass that reads
@@ -63,7 +64,7 @@ def retrying(attempts: int = ATTEMPTS, max_wait: float = 2.0):
         def call(*args, **kwargs) -> _T:
             nonlocal wrapped
             if wrapped is None:  # two threads may both build one: harmless, they are alike
-                wrapped = _policy(attempts, max_wait)(fn)
+                wrapped = _policy()(fn)
             return wrapped(*args, **kwargs)
 
         return call
@@ -71,15 +72,15 @@ def retrying(attempts: int = ATTEMPTS, max_wait: float = 2.0):
     return decorate
 
 
-def _policy(attempts: int, max_wait: float):
+def _policy():
     from tenacity import retry, retry_if_exception, stop_after_attempt
 
     def wait(state) -> float:  # read at each wait, so tests can set BACKOFF_SECONDS to 0
-        return min(max_wait, BACKOFF_SECONDS * 2 ** (state.attempt_number - 1))
+        return min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** (state.attempt_number - 1))
 
     return retry(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(attempts),
+        stop=stop_after_attempt(ATTEMPTS),
         wait=wait,
         reraise=True,
         before_sleep=lambda state: log.info(

@@ -36,7 +36,6 @@ class CopcSample:
     x: np.ndarray
     y: np.ndarray
     deepest: int
-    nodes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,7 @@ def read_copc_sample(
     stride = (layout.record_length,)
     x = np.ndarray((count,), "<i4", points, 0, stride) * layout.scales[0] + layout.offsets[0]
     y = np.ndarray((count,), "<i4", points, 4, stride) * layout.scales[1] + layout.offsets[1]
-    return CopcSample(x=x, y=y, deepest=deepest, nodes=len(chosen))
+    return CopcSample(x=x, y=y, deepest=deepest)
 
 
 def _root_page(

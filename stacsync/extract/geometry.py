@@ -87,12 +87,7 @@ def footprint_4326(
     """
     pts = _ring_array(ring)
     crs, source_wkt = _footprint_source(crs_wkt)
-    lon, lat = _transform(_densify(pts, densify), source_wkt)
-    if crs.is_geographic:
-        # Grids in 0..360 longitudes (climate models): bring them back to -180..180.
-        lon = np.where(lon > 180.0, lon - 360.0, lon)
-        lon = np.where(lon < -180.0, lon + 360.0, lon)
-    _check_range(lon, lat)
+    lon, lat = _lonlat(_densify(pts, densify), source_wkt=source_wkt, geographic=crs.is_geographic)
     return _assemble(lon, lat)
 
 
@@ -150,6 +145,7 @@ _MAX_HALVINGS = 6
 def _lonlat(pts: np.ndarray, *, source_wkt: str, geographic: bool) -> tuple[np.ndarray, np.ndarray]:
     lon, lat = _transform(pts, source_wkt)
     if geographic:
+        # Grids in 0..360 longitudes (climate models): bring them back to -180..180.
         lon = np.where(lon > 180.0, lon - 360.0, lon)
         lon = np.where(lon < -180.0, lon + 360.0, lon)
     _check_range(lon, lat)

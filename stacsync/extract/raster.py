@@ -24,13 +24,14 @@ from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioError, RasterioIOError
 
 from stacsync.errors import ExtractError
+from stacsync.extract import TRANSIENT_ERRNOS, is_transient
 from stacsync.extract.footprint import trace
 from stacsync.extract.geometry import footprint_4326, identify_crs, metres_per_unit
 from stacsync.extract.overview import plan_sample, read_sample
 from stacsync.extract.streams import StreamCache, StreamFiles, StreamView
 from stacsync.extract.thumbnail import render_thumbnail, thumbnail_bands
 from stacsync.extract.tiff import TiffLayout, cog_status, read_tiff_layout
-from stacsync.records import AssetMeta, Band, BBox, RasterInfo
+from stacsync.records import EO_COMMON_NAMES, AssetMeta, Band, BBox, RasterInfo
 
 try:  # GDAL's own error classes, raised for errors GDAL reports after a successful open
     from rasterio._err import CPLE_BaseError
@@ -61,22 +62,10 @@ STREAM_GDAL_ENV = {
     "GTIFF_IMPLICIT_JPEG_OVR": "NO",
 }
 
-# Errors a FUSE/network mount gives while the server hiccups: the caller retries these.
-TRANSIENT_ERRNOS = frozenset(
-    {errno.EIO, errno.EREMOTEIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ECONNRESET}
-)
 # GDAL reports OS errors as text only; recognise them by the C library's strerror wording.
 _TRANSIENT_TEXT = {os.strerror(code).lower(): code for code in TRANSIENT_ERRNOS}
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 
-# eo:common_name values of the STAC eo extension (v2.0.0; v1.1.0 lacks green05 and rededge07x).
-EO_COMMON_NAMES = frozenset(
-    {
-        "pan", "coastal", "blue", "green", "green05", "yellow", "red", "rededge", "rededge071",
-        "rededge075", "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir",
-        "lwir11", "lwir12",
-    }
-)  # fmt: skip
 # GDAL colour interpretations that name a spectral band. Not "yellow" (a CMYK ink, not the
 # ~600 nm band), not "alpha", not "swir" (ambiguous between swir16 and swir22).
 _COLOR_INTERP_COMMON = {
@@ -250,7 +239,7 @@ def _gdal_failure(exc: Exception, source: _Source, what: str) -> Exception:
 def _os_failure(exc: OSError, name: str) -> Exception:
     if str(exc.strerror or "").startswith(f"{name}: "):
         return exc  # already one of ours (raised while opening)
-    if exc.errno in TRANSIENT_ERRNOS:
+    if is_transient(exc):
         return OSError(exc.errno, f"{name}: {exc.strerror or exc}")
     if exc.errno == errno.ENOENT:
         return ExtractError(f"{name}: file not found")
