@@ -75,13 +75,18 @@ def describe(summary: dict) -> str:
 
 
 def full_build(tree: BenchTree, runs: int, config: Path | None = None) -> tuple[Stats, str]:
-    """From nothing: no manifest, no output."""
+    """From nothing: no manifest, no output. Leaves the tree built and settled."""
+    built = _builds(tree, runs, config)
+    settle(tree)
+    return built
+
+
+def _builds(tree: BenchTree, runs: int, config: Path | None) -> tuple[Stats, str]:
     samples = []
     for _ in range(runs):
         reset_stacsync(tree)
         samples.append(rescan(tree, config))
     did = check(samples[-1], Expect({"added": tree.file_count}, tree.missions, True))
-    settle(tree)
     return Stats(tuple(samples)), did
 
 
@@ -93,7 +98,7 @@ def full_build_headers_only(tree: BenchTree, runs: int) -> tuple[Stats, str]:
         tree.config.read_text(encoding="utf-8") + "\n[extract]\nread_overviews = false\n",
         encoding="utf-8",
     )
-    built = full_build(tree, runs, config)
+    built = _builds(tree, runs, config)
     reset_stacsync(tree)
     return built
 

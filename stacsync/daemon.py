@@ -491,7 +491,7 @@ class Daemon:
             if hint.is_dir and hint.kind == "gone":
                 if known is None:  # one manifest read per batch, however many folders went
                     assert self.db is not None
-                    known = sorted(self.db.file_rows())
+                    known = self.db.paths()
                 for path in _under_prefix(known, hint.path + "/"):
                     self._settler.touch(path, quick=True)
             else:
@@ -585,7 +585,7 @@ class Daemon:
         started = time.time()
         guard = GuardedSource(
             self._source,
-            known=self.db.file_rows().keys(),
+            known=self.db.paths(),
             held=self._settler.paths(),
             min_age_seconds=max(self.options.settle_seconds, self.settings.settle_seconds),
             mount_problem=self._mount_problem,

@@ -112,11 +112,6 @@ class ObjectRow:
     replica_number: int
     replica_status: str  # "1" good, "0" stale, "2" being written, "3"/"4" locked
 
-    @property
-    def path(self) -> str:
-        """Logical path of the data object."""
-        return f"{self.collection}/{self.name}"
-
 
 @dataclass(frozen=True, slots=True)
 class AclState:

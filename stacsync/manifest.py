@@ -275,6 +275,10 @@ class Manifest:
         )
         return {row[0]: FileRow(*row) for row in cur}
 
+    def paths(self) -> list[str]:
+        """Every known file's path, sorted (without building a FileRow for each)."""
+        return [r[0] for r in self.conn.execute("SELECT path FROM asset_file ORDER BY path")]
+
     def upsert_file(self, values: dict[str, Any]) -> None:
         """Insert or replace the columns given for one file (inside a transaction)."""
         values = dict(values)

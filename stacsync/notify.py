@@ -57,12 +57,12 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1")
 
-    def watchdog(self, force: bool = False) -> None:
+    def watchdog(self) -> None:
         """WATCHDOG=1, at most twice per watchdog interval (systemd's advice)."""
         if self.watchdog_seconds is None:
             return
         now = time.monotonic()
-        if force or now - self._last_ping >= self.watchdog_seconds / 2:
+        if now - self._last_ping >= self.watchdog_seconds / 2:
             self._last_ping = now
             self.send("WATCHDOG=1")
 

@@ -290,7 +290,6 @@ _UNKNOWN = ("unknown",)  # a stat that failed: neither present nor absent
 @dataclass(slots=True)
 class _Pending:
     state: object
-    since: float  # monotonic time of the last change seen (event or stat)
     check_at: float
     quick: bool
 
@@ -337,13 +336,9 @@ class Settler:
         now = self._clock()
         # One stat per event keeps the baseline fresh, so the wait ends `settle` after the
         # last change rather than needing a second full wait to confirm it.
-        entry = _Pending(self._state(path), now, now, quick)
+        entry = _Pending(self._state(path), now, quick)
         entry.check_at = now + self._wait(entry)
         self._pending[path] = entry
-
-    def forget(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self._pending.pop(path, None)
 
     def next_check(self) -> float | None:
         """Seconds until the next path may be due; None when nothing waits."""
@@ -365,7 +360,7 @@ class Settler:
     def _settled(self, path: str, entry: _Pending, now: float) -> bool:
         state = self._state(path)
         if state != entry.state:
-            entry.state, entry.since = state, now
+            entry.state = state
             entry.check_at = now + self._wait(entry)
             return False
         if isinstance(state, tuple) and len(state) == 2:
