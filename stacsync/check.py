@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 from stacsync.stac import INDEX_PATH, catalog_path
 from stacsync.validate import SchemaStoreError, SchemaValidator
 
@@ -26,7 +27,6 @@ ProgressFn = Callable[[str, int, int], None]  # (phase, done, total), like a pas
 STAC_TYPES = {"Catalog": "catalogs", "Collection": "collections", "Feature": "items"}
 COUNTED = ("catalogs", "collections", "items", "links", "assets", "index features")
 FOLLOWED_RELS = frozenset(("child", "item"))
-_TEMP_PREFIX = ".stacsync-tmp-"  # half-written files of a running pass: not catalog files
 _PLAIN_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # the same rule as jsonschema's json_path
 _INDEX_HEAD = b'{"type":"FeatureCollection","features":['  # how stac.write_index frames it
 
@@ -427,7 +427,7 @@ def _json_files(root: Path) -> Iterator[Path]:
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
-            if name.endswith(".json") and not name.startswith(_TEMP_PREFIX):
+            if name.endswith(".json") and not name.startswith(TEMP_PREFIX):
                 yield Path(folder) / name
 
 

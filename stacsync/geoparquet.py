@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from stacsync.errors import StacsyncError
+from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 from stacsync.stac import STAC_VERSION
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 PARQUET_PATH = "items.parquet"
 DEFAULT_BATCH_SIZE = 1000
-_TEMP_PREFIX = ".stacsync-tmp-"  # what LocalOutput sweeps after a crash
 
 # The smallest valid item: its Arrow schema is what an empty catalog's file is written with,
 # so even an empty items.parquet has the columns and `geo` metadata readers expect.
@@ -72,7 +72,7 @@ def write_items_parquet(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     _require_stac_geoparquet()
-    with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=work_dir) as work:
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=work_dir) as work:
         chunks = _spill(items, Path(work), batch_size)
         if isinstance(target, str | os.PathLike):
             size = _write_file_atomically(chunks, Path(target))
@@ -159,7 +159,7 @@ def _to_arrow(batch: list[dict[str, Any]]) -> pa.Table:
 
 
 def _write_file_atomically(chunks: _Chunks, target: Path) -> int:
-    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".parquet", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".parquet", dir=target.parent)
     os.close(fd)
     try:
         _write_geoparquet(chunks, Path(tmp))

@@ -337,11 +337,8 @@ class Manifest:
             (collection_id, item_id),
         )
 
-    def mark_all_items_dirty(self, collection_id: str | None = None) -> None:
-        if collection_id is None:
-            self.conn.execute("UPDATE item SET dirty = 1")
-        else:
-            self.conn.execute("UPDATE item SET dirty = 1 WHERE collection_id = ?", (collection_id,))
+    def mark_all_items_dirty(self) -> None:
+        self.conn.execute("UPDATE item SET dirty = 1")
 
     def dirty_items(self) -> list[tuple[str, str]]:
         return self.conn.execute(
@@ -380,14 +377,6 @@ class Manifest:
                 (collection_id,),
             )
         }
-
-    def collection_ids_with_items(self) -> list[str]:
-        return [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT DISTINCT collection_id FROM item WHERE json IS NOT NULL ORDER BY 1"
-            )
-        ]
 
     def collection_extent(self, collection_id: str) -> dict[str, Any]:
         """Spatial and temporal extent of a collection, aggregated in SQL over its items."""
@@ -553,6 +542,14 @@ class Manifest:
 
     def errors(self) -> list[dict[str, Any]]:
         return self._dicts("SELECT * FROM errors ORDER BY path", [])
+
+    def error_and_problem_counts(self) -> tuple[int, int]:
+        """How many files are in error, and how many carry a layout remark: one scan."""
+        errors, problems = self.conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'error'),"
+            " count(*) FILTER (WHERE problem IS NOT NULL) FROM asset_file"
+        ).fetchone()
+        return errors, problems
 
     def problems(self) -> list[dict[str, Any]]:
         """Files with a layout remark (e.g. no metadata-table row), not errors."""

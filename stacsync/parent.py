@@ -15,11 +15,11 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from stacsync.errors import StacsyncError
+from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
+from stacsync.stac import JSON_TYPE, Links
 
-JSON_TYPE = "application/json"
 _PARENT_TYPES = ("Catalog", "Collection")  # STAC lets both hold `child` links
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_TEMP_PREFIX = ".stacsync-tmp-"
 
 
 class ParentCatalogError(StacsyncError):
@@ -55,7 +55,7 @@ class LocalParentStore:
             raise PermissionError(13, "Permission denied (file is read-only)", str(target))
         import tempfile  # loaded on the rare write, not with every pass
 
-        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -76,10 +76,7 @@ def child_href(parent_path: str, child_path: str, child_url: str | None = None) 
     mounted, or iRODS) and the href is relative to the parent's folder, "./"-prefixed as
     stacsync writes its own links; such a link works wherever both trees are copied together.
     """
-    if child_url:
-        return child_url
-    rel = posixpath.relpath(child_path, posixpath.dirname(parent_path) or ".")
-    return rel if rel.startswith("../") else f"./{rel}"
+    return child_url or Links(None).href(parent_path, child_path)
 
 
 def link_into_parent(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from stacsync import stac
 from stacsync.checksum import sha256_hex
 from stacsync.config import fill_item_title, rewrite_href
 from stacsync.records import AssetMeta
@@ -43,10 +44,6 @@ class Renderer:
         layout: Layout,
         source: Source,
     ):
-        # pystac/shapely load only when something must be rendered (start-up cost).
-        from stacsync import stac
-
-        self.stac = stac
         self.settings = settings
         self.db = manifest
         self.output = output
@@ -71,7 +68,7 @@ class Renderer:
         self._render_parquet(force=summary.index_written)
 
     def _summary_file_missing(self) -> bool:
-        paths = [self.stac.catalog_path(), *map(self.stac.collection_path, self.collections)]
+        paths = [stac.catalog_path(), *map(stac.collection_path, self.collections)]
         return not all(self.output.exists(p) for p in paths)
 
     # -- items ---------------------------------------------------------------------------
@@ -81,7 +78,7 @@ class Renderer:
         missing = [
             (cid, iid)
             for cid, iid, digest in self.db.item_hashes()
-            if digest is not None and not self.output.exists(self.stac.item_path(cid, iid))
+            if digest is not None and not self.output.exists(stac.item_path(cid, iid))
         ]
         if missing:
             with self.db.transaction():
@@ -106,11 +103,11 @@ class Renderer:
         """Render one item; write it if its bytes changed. True when the disk changed."""
         rows = self.db.item_files(cid, iid)
         collection = self.collections.get(cid)
-        relpath = self.stac.item_path(cid, iid)
+        relpath = stac.item_path(cid, iid)
         if not rows or collection is None:
             existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
             self.output.delete(relpath)
-            self._drop_thumbnail(self.stac.thumbnail_path(cid, iid))
+            self._drop_thumbnail(stac.thumbnail_path(cid, iid))
             self.db.delete_item(cid, iid)
             self._summaries_stale(cid)
             summary.items_deleted += int(existed)
@@ -118,10 +115,10 @@ class Renderer:
         item_input = self._item_input(collection, iid, rows)
         thumbnail = self._thumbnail_source(rows, item_input.assets)
         item_input = dataclasses.replace(item_input, thumbnail=thumbnail is not None)
-        item = self.stac.render_item(item_input, self.links)
+        item = stac.render_item(item_input, self.links)
         # The PNG first, so that no published item points at one that is not there yet.
-        self._publish_thumbnail(self.stac.thumbnail_path(cid, iid), thumbnail)
-        data = self.stac.dumps(item)
+        self._publish_thumbnail(stac.thumbnail_path(cid, iid), thumbnail)
+        data = stac.dumps(item)
         digest = sha256_hex(data)
         written = False
         if digest != self.db.item_hash(cid, iid) or not self.output.exists(relpath):
@@ -130,7 +127,7 @@ class Renderer:
             written = True
         west, south, east, north = item["bbox"]
         props = item["properties"]
-        facts = self.stac.feature_line(self.stac.summary_digest(item))
+        facts = stac.feature_line(stac.summary_digest(item))
         if facts != self.db.item_digest(cid, iid):
             self._summaries_stale(cid)  # in this transaction: a crash cannot lose it
         self.db.store_item(
@@ -139,7 +136,7 @@ class Renderer:
             {
                 "json": data.decode("utf-8"),
                 "json_hash": digest,
-                "feature": self.stac.feature_line(self._index_feature(item)),
+                "feature": stac.feature_line(self._index_feature(item)),
                 "digest": facts,
                 "west": west,
                 "south": south,
@@ -152,7 +149,6 @@ class Renderer:
         return written
 
     def _item_input(self, collection: CollectionConfig, iid: str, rows: list) -> Any:
-        stac = self.stac
         assets = []
         metas = []
         for row in rows:
@@ -194,7 +190,7 @@ class Renderer:
         point clouds have none. An item with a data asset keyed "thumbnail" gets none.
         """
         hashes = self.db.thumbnail_hashes(row["path"] for row in rows)
-        if not hashes or any(a.key == self.stac.THUMBNAIL_KEY for a in assets):
+        if not hashes or any(a.key == stac.THUMBNAIL_KEY for a in assets):
             return None
         ranked = sorted(
             (_thumbnail_rank(asset.key, asset.meta), asset.key, row["path"])
@@ -232,8 +228,8 @@ class Renderer:
     def _render_collections(self, summary: PassSummary) -> None:
         for cid, collection in self.collections.items():
             extent = self.db.collection_extent(cid)
-            doc = self.stac.render_collection(
-                self.stac.CollectionInput(
+            doc = stac.render_collection(
+                stac.CollectionInput(
                     id=cid,
                     title=collection.title,
                     description=collection.description,
@@ -251,7 +247,7 @@ class Renderer:
                 self.links,
             )
             summary.collections_written += int(
-                self._publish(self.stac.collection_path(cid), self.stac.dumps(doc))
+                self._publish(stac.collection_path(cid), stac.dumps(doc))
             )
         self._drop_unconfigured_collections()
 
@@ -261,8 +257,8 @@ class Renderer:
         key = f"summaries:{cid}"
         cached = self.db.get_state(key)
         if cached is not None and self.db.get_state(f"{key}:stale") is None:
-            return self.stac.ItemsSummary(**json.loads(cached))
-        found = self.stac.summarise_items(self._stored_items(cid))
+            return stac.ItemsSummary(**json.loads(cached))
+        found = stac.summarise_items(self._stored_items(cid))
         with self.db.transaction():
             # Not sort_keys: the cached mappings must come back in the order they render in.
             self.db.set_state(key, json.dumps(dataclasses.asdict(found)))
@@ -276,7 +272,7 @@ class Renderer:
         # The small digests, parsed one at a time as the summary consumes them; an item
         # rendered before digests were stored is digested from its JSON.
         for digest, text in self.db.collection_item_digests(cid):
-            yield json.loads(digest) if digest else self.stac.summary_digest(json.loads(text))
+            yield json.loads(digest) if digest else stac.summary_digest(json.loads(text))
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
@@ -291,8 +287,8 @@ class Renderer:
                     self.db.set_written_hash(path, None)
 
     def _render_catalog(self) -> bool:
-        doc = self.stac.render_catalog(
-            self.stac.CatalogInput(
+        doc = stac.render_catalog(
+            stac.CatalogInput(
                 id=self.settings.catalog_id,
                 title=self.settings.catalog_title,
                 description=self.settings.catalog_description,
@@ -300,7 +296,7 @@ class Renderer:
             ),
             self.links,
         )
-        return self._publish(self.stac.catalog_path(), self.stac.dumps(doc))
+        return self._publish(stac.catalog_path(), stac.dumps(doc))
 
     def _publish(self, relpath: str, data: bytes) -> bool:
         """Write a non-item catalog file if its bytes changed or it is missing."""
@@ -314,13 +310,13 @@ class Renderer:
 
     def _render_index(self, force: bool) -> bool:
         """Stream index.geojson from the stored item JSON when any item changed."""
-        path = self.stac.INDEX_PATH
+        path = stac.INDEX_PATH
         if not force and self.db.written_hash(path) and self.output.exists(path):
             return False
         hasher = _HashingWriter()
         with self.output.open_atomic(path) as out:
             hasher.target = out
-            self.stac.write_index(self._feature_lines(), hasher)
+            stac.write_index(self._feature_lines(), hasher)
         with self.db.transaction():
             self.db.set_written_hash(path, hasher.hexdigest())
         return True
@@ -368,13 +364,13 @@ class Renderer:
 
     def _feature_lines(self):
         for _cid, _iid, line, text in self.db.iter_index_features():
-            yield line or self.stac.feature_line(self._index_feature(json.loads(text)))
+            yield line or stac.feature_line(self._index_feature(json.loads(text)))
 
     def _index_feature(self, item: dict[str, Any]) -> dict[str, Any]:
         href = self.links.href(
-            self.stac.INDEX_PATH, self.stac.item_path(item["collection"], item["id"])
+            stac.INDEX_PATH, stac.item_path(item["collection"], item["id"])
         )
-        return self.stac.index_feature(item, href)
+        return stac.index_feature(item, href)
 
 
 # Asset keys of an orthomosaic: the thumbnail an item shows first.

@@ -184,13 +184,12 @@ class SyncPass:
         self._process(work, summary)
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
         shaping = self._render_fingerprint()
-        renderer.render(
-            summary, settings_changed=self.db.get_state("render_fingerprint") != shaping
-        )
-        with self.db.transaction():  # only once rendered: a crash before must redo it
-            self.db.set_state("render_fingerprint", shaping)
-        summary.errors = len(self.db.errors())
-        summary.files_without_rows = len(self.db.problems())
+        settings_changed = self.db.get_state("render_fingerprint") != shaping
+        renderer.render(summary, settings_changed=settings_changed)
+        if settings_changed:
+            with self.db.transaction():  # only once rendered: a crash before must redo it
+                self.db.set_state("render_fingerprint", shaping)
+        summary.errors, summary.files_without_rows = self.db.error_and_problem_counts()
         summary.table_rows_without_files = self._unused_rows(
             fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
         )

@@ -18,6 +18,7 @@ from stacsync.mail import (
     new_error_list,
 )
 from stacsync.parent import ParentCatalogError, ParentStore, child_href, link_into_parent
+from stacsync.stac import catalog_path, collection_path
 
 if TYPE_CHECKING:
     from stacsync.config import Settings
@@ -26,8 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The paths stac.py gives these files; stac.py itself loads only when something renders.
-CATALOG = "catalog.json"
+CATALOG = catalog_path()
 PARENT_STATE_KEY = "parent_catalog.linked"  # the parent path our link was added to
 
 
@@ -83,8 +83,6 @@ class Keeper:
         new = collections_to_announce(published, self.db.get_state(ANNOUNCED_STATE_KEY))
         if not new:
             return
-        from stacsync.stac import collection_path
-
         titles = {c.id: c.title for c in self.settings.collections}
         notices = [
             PublishedCollection(cid, titles.get(cid), self._url(collection_path(cid)))
