@@ -470,7 +470,12 @@ def _tiff_datetime(value: str | None) -> tuple[str | None, str | None]:
 
 
 def _raster_info(src: Any, crs_wkt: str, layout: TiffLayout | None) -> RasterInfo:
-    bands = tuple(_band(src, i) for i in range(src.count))
+    # rasterio rebuilds each per-band tuple on every access: read each one once.
+    per_band = zip(
+        src.colorinterp, src.descriptions, src.dtypes, src.nodatavals, src.units, src.scales,
+        src.offsets, strict=True,
+    )  # fmt: skip
+    bands = tuple(_band(*values) for values in per_band)
     resolution = (float(src.res[0]), float(src.res[1]))
     unit = metres_per_unit(crs_wkt)
     block_rows, block_cols = src.block_shapes[0]
@@ -495,20 +500,27 @@ def _raster_info(src: Any, crs_wkt: str, layout: TiffLayout | None) -> RasterInf
     )
 
 
-def _band(src: Any, i: int) -> Band:
-    interp = src.colorinterp[i].name
-    interp = None if interp == "undefined" else interp
-    description = src.descriptions[i] or None
+def _band(
+    colorinterp: Any,
+    description: str | None,
+    dtype: str,
+    nodata: float | None,
+    unit: str | None,
+    scale: float | None,
+    offset: float | None,
+) -> Band:
+    interp = None if colorinterp.name == "undefined" else colorinterp.name
+    description = description or None
     return Band(
-        data_type=src.dtypes[i],
-        nodata=_nodata(src.nodatavals[i]),
+        data_type=dtype,
+        nodata=_nodata(nodata),
         description=description,
         color_interp=interp,
         common_name=_common_name(interp, description),
-        unit=src.units[i] or None,
+        unit=unit or None,
         # GDAL answers 1 and 0 when no scale/offset is set; those carry no information.
-        scale=None if src.scales[i] in (None, 1.0) else float(src.scales[i]),
-        offset=None if src.offsets[i] in (None, 0.0) else float(src.offsets[i]),
+        scale=None if scale in (None, 1.0) else float(scale),
+        offset=None if offset in (None, 0.0) else float(offset),
     )
 
 
