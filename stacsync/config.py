@@ -137,6 +137,7 @@ KIND_DOCS: dict[str, str] = {
     "globs": "list of glob patterns",
     "strings": "list of strings",
     "seconds": "number ≥ 0 (seconds)",
+    "interval": "number ≥ 0.1 (seconds)",
     "count": "integer ≥ 0",
     "choice": "string",
     "choices": "list of strings",
@@ -188,6 +189,7 @@ PROVIDER_ROLES = ("licensor", "producer", "processor", "host")
 PC_TYPES = ("lidar", "eopc", "radar", "sonar", "other")
 CHECKSUMS = ("sha2-256", "none")
 DEFAULT_ITEM_TITLE = "{id} ({date:%Y-%m-%d})"
+MIN_INTERVAL = 0.1  # seconds: the shortest poll or reconcile period
 DEFAULT_INCLUDE = ["*.tif", "*.tiff", "*.las", "*.laz"]
 DEFAULT_ASSET_TITLES: dict[str, str] = {
     "orthomosaic": "Orthomosaic",
@@ -442,10 +444,10 @@ SECTIONS: tuple[Section, ...] = (
                 30,
                 "A changed file must keep the same size and mtime this long before it is read.",
             ),
-            Key("poll_seconds", "seconds", 120, "Seconds between stat-diff passes when polling."),
+            Key("poll_seconds", "interval", 120, "Seconds between stat-diff passes when polling."),
             Key(
                 "reconcile_seconds",
-                "seconds",
+                "interval",
                 3600,
                 "Seconds between full passes while following events (events can be lost).",
             ),
@@ -783,6 +785,14 @@ def _seconds(value: Any, key: Key, ctx: _Context) -> float:
     return float(value)
 
 
+def _interval(value: Any, key: Key, ctx: _Context) -> float:
+    # A period the daemon sleeps: 0 would spin (the same rule as daemon._option_value).
+    _expect(value, (int, float), "a number")
+    if value < MIN_INTERVAL:
+        raise ValueError(f"must be ≥ {MIN_INTERVAL:g}, got {value}")
+    return float(value)
+
+
 def _count(value: Any, key: Key, ctx: _Context) -> int:
     _expect(value, (int,), "an integer")
     if value < 0:
@@ -862,6 +872,7 @@ _CONVERT: dict[str, Callable[[Any, Key, _Context], Any]] = {
     "globs": _globs,
     "strings": _strings,
     "seconds": _seconds,
+    "interval": _interval,
     "count": _count,
     "choice": _choice,
     "choices": _choices,

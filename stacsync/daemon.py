@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from stacsync.config import Settings, is_included, read_toml, settings_from_dict
+from stacsync.config import MIN_INTERVAL, Settings, is_included, read_toml, settings_from_dict
 from stacsync.errors import ConfigError, StacsyncError
 from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
@@ -117,8 +117,11 @@ def _option_value(name: str, value: Any, errors: list[str]) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             errors.append(f"{where}: must be a list of glob patterns")
             return None
+        if any(not v.strip() for v in value):  # as config's registry says of every glob list
+            errors.append(f"{where}: patterns must not be empty")
+            return None
         return tuple(value)
-    smallest = 0.0 if name == "settle_seconds" else 0.1
+    smallest = 0.0 if name == "settle_seconds" else MIN_INTERVAL
     if isinstance(value, bool) or not isinstance(value, int | float) or value < smallest:
         errors.append(f"{where}: must be a number ≥ {smallest:g} ({_OPTION_HELP[name]})")
         return None

@@ -609,3 +609,17 @@ def test_item_title_default_and_custom(tmp_path: Path) -> None:
     assert default == "{id} ({date:%Y-%m-%d})"
     custom = BASE + "item_title = 'Plot {id} on {date:%d %B %Y}'\n"
     assert load_settings(write(tmp_path, custom)).collections[0].item_title.startswith("Plot {id}")
+
+
+def test_daemon_periods_and_ignore_are_checked_as_stacsync_run_checks_them(tmp_path: Path) -> None:
+    """`rescan` and `run` read [daemon] through different code; they must agree."""
+    from stacsync.daemon import load_daemon_config
+
+    for table, message in [
+        ("[daemon]\npoll_seconds = 0\n", "daemon.poll_seconds: must be"),
+        ("[daemon]\nignore = ['']\n", "daemon.ignore: patterns must not be empty"),
+    ]:
+        path = write(tmp_path, BASE + table)
+        assert message in error_of(tmp_path, BASE + table)
+        with pytest.raises(ConfigError, match=message):
+            load_daemon_config(path)
