@@ -11,7 +11,6 @@ import glob
 import importlib.util
 import os
 import re
-import string
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from stacsync.errors import ConfigError
 from stacsync.ids import safe_id
 from stacsync.mail import MailSettings
+from stacsync.templates import DESCRIPTION, ITEM_TITLE, Template
 
 # --------------------------------------------------------------------------------------------
 # Typed settings: what the rest of stacsync reads.
@@ -496,9 +496,12 @@ SECTIONS: tuple[Section, ...] = (
                 "str",
                 DEFAULT_ITEM_TITLE,
                 "Title of each item, a template: `{id}`, `{date}` (the item's date; a strftime "
-                "format after a colon), `{collection}` (the collection's title, else its id) "
-                "and `{properties[NAME]}` (one of the item's properties; empty when it has "
-                "none) are filled in.",
+                "format of allowed directives after a colon), `{collection}` (the collection's "
+                "title, else its id) and `{properties[NAME]}` (one of the item's properties if "
+                "it is a string, number or boolean; else empty) are filled in; `{{` and `}}` "
+                "are literal braces. Only these plain names: no attribute access, other "
+                "indexing or `!r`; widths and precisions up to 200. Runs of whitespace become "
+                "one space; cut at 500 characters.",
                 "Mission {id}, flown {date:%d %B %Y}",
             ),
             Key(
@@ -1119,61 +1122,35 @@ def _check_asset_titles(titles: dict[str, str], where: str, ctx: _Context) -> No
             )
 
 
-DESCRIPTION_FIELDS = ("items", "start", "end", "id", "title")
-ITEM_TITLE_FIELDS = ("id", "date", "collection", "properties")
+DESCRIPTION_FIELDS = DESCRIPTION.names
+ITEM_TITLE_FIELDS = (*ITEM_TITLE.names, "properties")
 
 
 def fill_item_title(
     template: str, item_id: str, when: str, collection: str, properties: Mapping[str, Any]
 ) -> str:
-    """An item's title from its collection's `item_title` template (checked at config time)."""
+    """An item's title from its collection's `item_title` template (see stacsync.templates).
+
+    Checked at config time; a template that never was (settings built in code) and cannot be
+    parsed is used as written, like a description.
+    """
     day = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    plain = _MissingBlank({k: v for k, v in properties.items() if not isinstance(v, dict | list)})
-    text = template.format_map(
-        {"id": item_id, "date": day, "collection": collection, "properties": plain}
-    )
-    return " ".join(text.split())  # a blank property leaves no double space
-
-
-class _MissingBlank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+    values = {"id": item_id, "date": day, "collection": collection, "properties": properties}
+    try:
+        template_ = Template.parse(template, ITEM_TITLE)
+    except ValueError:
+        template_ = Template.literal(template, ITEM_TITLE)
+    return template_.fill(values)  # bounded; a blank property leaves no double space
 
 
 def check_item_title(text: str) -> None:
     """ValueError unless `text` is an item title template stacsync can fill in."""
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
-    for _literal, name, _spec, _conversion in parsed:
-        root = None if name is None else re.split(r"[.\[]", name, maxsplit=1)[0]
-        if root is not None and root not in ITEM_TITLE_FIELDS:
-            known = ", ".join(f"{{{f}}}" for f in ITEM_TITLE_FIELDS)
-            raise ValueError(f"unknown placeholder {{{name}}} (known: {known})")
-    try:
-        fill_item_title(text, "x", "2000-01-01T00:00:00Z", "c", {})
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"cannot be filled in: {exc}") from None
+    Template.parse(text, ITEM_TITLE)
 
 
 def check_description(text: str) -> None:
     """ValueError unless `text` is a description template stacsync can fill in."""
-    braces = "write {{ and }} for a literal brace"
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise ValueError(f"{exc}; {braces}") from None
-    for _literal, name, _spec, _conversion in parsed:
-        if name is not None and name not in DESCRIPTION_FIELDS:
-            known = ", ".join(f"{{{f}}}" for f in DESCRIPTION_FIELDS)
-            raise ValueError(f"unknown placeholder {{{name}}} (known: {known}); {braces}")
-    # Formatted once with stand-ins of the real types, to catch a format spec that cannot apply.
-    sample: dict[str, Any] = {"items": 0, "start": date(2000, 1, 1), "end": date(2000, 1, 1)}
-    try:
-        text.format_map({**sample, "id": "x", "title": "x"})
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"cannot be filled in: {exc}") from None
+    Template.parse(text, DESCRIPTION)
 
 
 def _check_description(text: str | None, where: str, ctx: _Context) -> None:

@@ -24,6 +24,7 @@ from stacsync.records import (
     PointCloudInfo,
     RasterInfo,
 )
+from stacsync.templates import DESCRIPTION, Template
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -458,18 +459,12 @@ def _merge_extra(out: dict[str, Any], extra: Mapping[str, Any], cid: str) -> set
     return declared
 
 
-class _Unknown:
-    """Stands for the date of an empty collection in a description, whatever its format."""
-
-    def __format__(self, spec: str) -> str:
-        return "unknown"
-
-
 def _description(c: CollectionInput) -> str:
-    """The description template with counts and dates filled in.
+    """The description template with counts and dates filled in (see stacsync.templates).
 
-    The config check refuses unknown placeholders; should one get here anyway (a caller that
-    skipped the check), the text is published as written rather than failing the collection.
+    The config check refuses what cannot be filled; should such a template get here anyway (a
+    caller that skipped the check), the text is published as written rather than failing the
+    collection. Either way it is at most `MAX_DESCRIPTION` characters.
     """
     values = {
         "items": len(c.item_ids),
@@ -479,15 +474,17 @@ def _description(c: CollectionInput) -> str:
         "title": c.title or c.id,
     }
     try:
-        return c.description.format_map(values)
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
-        return c.description
+        template = Template.parse(c.description, DESCRIPTION)
+    except ValueError:
+        template = Template.literal(c.description, DESCRIPTION)
+    return template.fill(values)
 
 
-def _day(value: str | None) -> date | _Unknown:
-    # A date formats as YYYY-MM-DD, or through strftime with a spec: "{start:%B %Y}".
+def _day(value: str | None) -> date | None:
+    # A date fills in as YYYY-MM-DD, or through strftime with a spec: "{start:%B %Y}";
+    # None (an empty collection) as "unknown".
     moment = _parse_datetime(value) if value else None
-    return moment.date() if moment is not None else _Unknown()
+    return moment.date() if moment is not None else None
 
 
 def _parse_datetime(value: Any) -> datetime | None:
