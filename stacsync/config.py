@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from stacsync.errors import ConfigError
 from stacsync.ids import safe_id
 from stacsync.mail import MailSettings
+from stacsync.patterns import PathPattern
 from stacsync.templates import DESCRIPTION, ITEM_TITLE, Template
 
 # --------------------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ class CollectionConfig:
     license: str
     keywords: tuple[str, ...]
     providers: tuple[dict, ...]
-    match: re.Pattern[str]
+    match: PathPattern
     table: TableConfig | None
     properties: dict
     asset_titles: dict[str, str]
@@ -523,7 +524,8 @@ SECTIONS: tuple[Section, ...] = (
                 "match",
                 "regex",
                 REQUIRED,
-                "Regex searched in each file's path relative to `source.path`; the first "
+                "Regex (RE2 syntax: no backreferences or lookaround; `.` also matches a "
+                "newline) searched in each file's path relative to `source.path`; the first "
                 "collection whose regex matches gets the file. Named groups: `item` (the item "
                 "id; required unless `table.item_column`), `asset` (asset key; default "
                 "`data`), `key` (the table join key; default: `item`, else `asset`).",
@@ -829,12 +831,8 @@ def _id(value: Any, key: Key, ctx: _Context) -> str:
     return text
 
 
-def _regex(value: Any, key: Key, ctx: _Context) -> re.Pattern[str]:
-    text = _nonempty(value, key, ctx)
-    try:
-        return re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"invalid regex: {exc}") from None
+def _regex(value: Any, key: Key, ctx: _Context) -> PathPattern:
+    return PathPattern(_nonempty(value, key, ctx))  # ValueError names what RE2 refuses
 
 
 def _crs(value: Any, key: Key, ctx: _Context) -> str:
@@ -1100,7 +1098,7 @@ def _build_table(values: dict[str, Any] | None) -> TableConfig | None:
 
 
 def _check_match(values: dict[str, Any], where: str, ctx: _Context) -> None:
-    pattern: re.Pattern[str] | None = values["match"]
+    pattern: PathPattern | None = values["match"]
     if pattern is None:
         return
     groups = set(pattern.groupindex)
@@ -1413,7 +1411,7 @@ def quick_settings(
         license="other",
         keywords=(),
         providers=(),
-        match=re.compile(r"^(?P<item>.+)$"),
+        match=PathPattern(r"^(?P<item>.+)$"),
         table=None,
         properties={},
         asset_titles=dict(DEFAULT_ASSET_TITLES),

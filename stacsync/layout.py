@@ -83,9 +83,8 @@ class Layout:
     def place(self, relpath: str) -> Placement | None:
         """The placement of a file, or None when no collection's `match` finds it."""
         for index, collection in enumerate(self._settings.collections):
-            found = collection.match.search(relpath)
-            if found:
-                groups = {k: v for k, v in found.groupdict().items() if v}
+            groups = collection.match.search(relpath)
+            if groups is not None:
                 return self._place(index, collection, groups)
         return None
 
