@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 from stacsync.stac import INDEX_PATH, catalog_path
@@ -96,7 +96,7 @@ class UrlMap:
         if href != prefix and not href.startswith(prefix + "/"):
             return None
         rest = urlsplit(href[len(prefix) :]).path
-        return self.folder / unquote(rest).lstrip("/")
+        return self.folder / os.fsdecode(unquote_to_bytes(rest)).lstrip("/")
 
 
 @dataclass
@@ -340,7 +340,8 @@ class _Checker:
                     return _Target(local, local.is_file())
             return _Target(None, False)
         if parts.scheme == "file":
-            local = Path(unquote(parts.path))
+            # %-escapes may stand for bytes that are not UTF-8 (a file name is any bytes).
+            local = Path(os.fsdecode(unquote_to_bytes(parts.path)))
             return _Target(local, local.is_file())
         if len(parts.scheme) > 1:
             return _Target(None, False)  # s3://, irods:// ...: nothing local to look at

@@ -16,6 +16,8 @@ import click
 
 from stacsync import __version__
 from stacsync.errors import ConfigError, ManifestLockedError, OutputError, StacsyncError
+from stacsync.names import display
+from stacsync.records import FileState
 
 log = logging.getLogger("stacsync")
 
@@ -81,6 +83,11 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Catalog folder.")
 @click.option("--manifest", "-m", type=click.Path(path_type=Path), help="Manifest database.")
 @click.option("--public-url", help="Absolute URL the output folder is served at.")
+@click.option(
+    "--min-files",
+    type=click.IntRange(min=0),
+    help="Quick form: fewer matching files than this is a failed listing (default 1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @_library_errors
 def rescan(
@@ -89,6 +96,7 @@ def rescan(
     output: Path | None,
     manifest: Path | None,
     public_url: str | None,
+    min_files: int | None,
     as_json: bool,
 ) -> None:
     """Run one full pass: list SOURCE, update the manifest, rewrite what changed.
@@ -96,10 +104,12 @@ def rescan(
     Either give --config, or SOURCE with --output and --manifest (one collection named
     after the folder, one item per file). Files that cannot be read are recorded as errors
     in the manifest and the pass goes on; the exit code is 0 whenever the pass completed.
+    A source that cannot be listed, or lists fewer files than --min-files (source.min_files),
+    exits 1 and writes nothing.
     """
     from stacsync.sync import rescan as run_pass
 
-    if config is not None and (source or output or manifest or public_url):
+    if config is not None and (source or output or manifest or public_url or min_files):
         raise _Failure("give either --config or SOURCE/--output/--manifest, not both", 2)
     if config is None and not (source and output and manifest):
         raise _Failure("give --config FILE, or SOURCE with --output and --manifest", 2)
@@ -111,6 +121,7 @@ def rescan(
             output=output,
             manifest=manifest,
             public_url=public_url,
+            min_files=min_files,
             progress=progress,
         )
     finally:
@@ -243,7 +254,11 @@ def summary(manifest: Path | None, config: Path | None, as_json: bool) -> None:
 
 @manifest.command()
 @_manifest_options
-@click.option("--status", help="Only files with this status (ok, error, pending, unmatched).")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in FileState]),
+    help="Only files with this status.",
+)
 @click.option("--collection", help="Only files of this collection.")
 @click.option("--glob", "pattern", help="Only paths matching this glob (e.g. 'missions/*').")
 @_library_errors
@@ -258,12 +273,36 @@ def files(
     """List files with their status, item and size."""
     with _open_reader(manifest, config) as db:
         rows = db.files(status=status, collection=collection, glob=pattern)
+        known = db.summary()["by_collection"] if collection is not None and not rows else {}
+    if not rows:
+        _say_nothing_matched(status, collection, pattern, known)
+    rows = [_shown(row) for row in rows]
     if as_json:
         click.echo(json.dumps(rows, sort_keys=True))
         return
     for row in rows:
         item = f"{row['collection_id']}/{row['item_id']}" if row["item_id"] else "-"
         click.echo(f"{row['status']:9} {row['size']:>12} {item:40} {row['path']}")
+
+
+def _say_nothing_matched(
+    status: str | None, collection: str | None, pattern: str | None, known: dict[str, Any]
+) -> None:
+    filters = [
+        f"--{k} {v}"
+        for k, v in (("status", status), ("collection", collection), ("glob", pattern))
+        if v is not None
+    ]
+    message = "no files match " + " ".join(filters) if filters else "the manifest lists no files"
+    if collection is not None and collection not in known:
+        names = ", ".join(sorted(known)) or "none"
+        message += f" (no collection {collection!r} has files; collections: {names})"
+    click.echo(message, err=True)
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A manifest row with its path printable: names may hold any bytes, newlines included."""
+    return {**row, "path": display(row["path"])} if "path" in row else row
 
 
 @manifest.command()
@@ -276,6 +315,7 @@ def errors(manifest: Path | None, config: Path | None, as_json: bool) -> None:
         problems = db.problems()
         last = db.summary()["last_pass"]
     unused = (last or {}).get("summary", {}).get("table_rows_without_files", {})
+    rows, problems = [_shown(r) for r in rows], [_shown(r) for r in problems]
     if as_json:
         report = {"errors": rows, "problems": problems, "table_rows_without_files": unused}
         click.echo(json.dumps(report, sort_keys=True))
@@ -298,9 +338,10 @@ def errors(manifest: Path | None, config: Path | None, as_json: bool) -> None:
 def show(path: str, manifest: Path | None, config: Path | None, as_json: bool) -> None:
     """Everything known about one file (PATH relative to the source root)."""
     with _open_reader(manifest, config) as db:
-        row = db.show(path)
+        row = db.show(path) or db.show(_by_display(db, path))
     if row is None:
         raise _Failure(f"{path}: not in the manifest (paths are relative to the source)", 1)
+    row = _shown(row)
     if as_json:
         click.echo(json.dumps(row, sort_keys=True))
         return
@@ -310,6 +351,11 @@ def show(path: str, manifest: Path | None, config: Path | None, as_json: bool) -
     if meta:
         click.echo("meta:")
         click.echo(_indent(json.dumps(meta, indent=2, sort_keys=True)))
+
+
+def _by_display(db: Any, shown: str) -> str:
+    """The stored path printed as `shown` (a name with escapes, copied from a listing)."""
+    return next((p for p in db.paths() if display(p) == shown), shown)
 
 
 # -- demo --------------------------------------------------------------------------------

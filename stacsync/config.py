@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from stacsync.errors import ConfigError
 from stacsync.ids import safe_id
 from stacsync.mail import MailSettings
+from stacsync.names import file_uri, needs_uri, url_quote
 from stacsync.patterns import PathPattern
 from stacsync.templates import DESCRIPTION, ITEM_TITLE, Template
 
@@ -81,7 +82,7 @@ class IrodsSettings:
 
     def public_href(self, logical_path: str) -> str:
         """The anonymous web address of an iRODS path (`/iplant/home/...`)."""
-        return self.dav_url + quote(logical_path, safe="/~")
+        return self.dav_url + url_quote(logical_path)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class Settings:
     notify: MailSettings | None = None
     read_overviews: bool = True  # [extract] read_overviews
     geoparquet: bool = False  # also write items.parquet beside index.geojson
+    follow_symlinks: str = "inside"  # [source] follow_symlinks: inside | all | none
+    min_files: int = 1  # [source] min_files: fewer in a full listing means it failed
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,6 +251,25 @@ SECTIONS: tuple[Section, ...] = (
                 0,
                 "A file modified less than this many seconds ago is still being written: "
                 "it waits for the next pass.",
+            ),
+            Key(
+                "follow_symlinks",
+                "choice",
+                "inside",
+                "Which symbolic links a local walk follows: `inside` those whose target lies "
+                "inside the source folder, `all` (files and folders anywhere), or `none`. A "
+                "link not followed is listed by `stacsync manifest errors` with its target. "
+                "Each real folder is walked once, however many links lead to it.",
+                choices=("inside", "all", "none"),
+            ),
+            Key(
+                "min_files",
+                "count",
+                1,
+                "A full listing with fewer matching files than this is taken as a failed "
+                "listing (an unmounted mount point, a typo in the path): the pass stops with "
+                "exit 1 and the catalog is kept as it is. Set 0 for a source that may be "
+                "empty.",
             ),
         ),
     ),
@@ -486,10 +508,13 @@ SECTIONS: tuple[Section, ...] = (
                 "description",
                 "str",
                 None,
-                "Description; defaults to the title, else the id. A template: `{items}` (the "
-                "number of items), `{start}` and `{end}` (first and last date, `YYYY-MM-DD`, "
-                "or a strftime format: `{start:%B %Y}`), `{id}` and `{title}` are filled in; "
-                "`{{` and `}}` are literal braces.",
+                "Description; defaults to the title, else the id (then used as written). A "
+                "template: `{items}` (the number of items; a number format after a colon: "
+                "`{items:,}`), `{start}` and `{end}` (first and last date, `YYYY-MM-DD`, "
+                "`unknown` while empty; or a strftime format of allowed directives: "
+                "`{start:%B %Y}`), `{id}` and `{title}` are filled in; `{{` and `}}` are "
+                "literal braces. Only these plain names: no attribute access, indexing or `!r`; "
+                "widths and precisions up to 200. Cut at 10,000 characters.",
                 "{items} missions flown between {start} and {end}.",
             ),
             Key(
@@ -1273,6 +1298,8 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: _Cont
         include=source["include"],
         exclude=_with_output_excluded(source["exclude"], source_path, output_path),
         settle_seconds=source["settle_seconds"],
+        follow_symlinks=source["follow_symlinks"],
+        min_files=source["min_files"],
         catalog_id=values["catalog"]["id"],
         catalog_title=values["catalog"]["title"],
         catalog_description=values["catalog"]["description"],
@@ -1393,7 +1420,11 @@ def load_settings(path: Path) -> Settings:
 
 
 def quick_settings(
-    source: Path, output: Path, manifest: Path, public_url: str | None = None
+    source: Path,
+    output: Path,
+    manifest: Path,
+    public_url: str | None = None,
+    min_files: int | None = None,
 ) -> Settings:
     """Settings for the no-config form: one collection, one item per file, defaults elsewhere."""
     source, output, manifest = (
@@ -1435,6 +1466,7 @@ def quick_settings(
         workers=_workers(0),
         collections=(collection,),
         config_path=None,
+        min_files=_default_of("source", "min_files") if min_files is None else min_files,
     )
 
 
@@ -1493,8 +1525,14 @@ def rewrite_href(settings: Settings, absolute_path: str) -> str:
         else:
             continue
         if target.startswith("/"):
-            return (target.rstrip("/") + rest) or "/"
-        return target + quote(rest, safe="/~")
+            return _local_href((target.rstrip("/") + rest) or "/")
+        return target + url_quote(rest)
     if settings.source_irods is not None:
         return settings.irods.public_href(absolute_path)
-    return absolute_path
+    return _local_href(absolute_path)
+
+
+def _local_href(path: str) -> str:
+    # Written as it is where it can be, as readers expect; a name with bytes that are not
+    # UTF-8 or with control characters cannot be, so it becomes a %-escaped file: URI.
+    return file_uri(path) if needs_uri(path) else path

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from stacsync.config import MIN_INTERVAL, Settings, is_included, read_toml, settings_from_dict
-from stacsync.errors import ConfigError, StacsyncError
+from stacsync.errors import ConfigError, SourceUnavailableError, StacsyncError
 from stacsync.manifest import Manifest
 from stacsync.notify import Notifier
 from stacsync.publish import Output
@@ -134,6 +134,10 @@ def _option_value(name: str, value: Any, errors: list[str]) -> Any:
 @dataclass
 class _GuardedListing(Listing):
     protected: set[str] = field(default_factory=set)  # neither extracted nor removed this pass
+    listed_count: int = 0  # what the source listed, young files held back included
+
+    def listed(self) -> int:
+        return self.listed_count
 
     def covers(self, relpath: str) -> bool:
         return relpath not in self.protected and super().covers(relpath)
@@ -177,6 +181,8 @@ class GuardedSource:
             failed_dirs=listing.failed_dirs,
             problems=listing.problems,
             scope=listing.scope,
+            skipped=listing.skipped,
+            listed_count=listing.listed(),
         )
         newest_ok = self._wall_ns() - self._min_age_ns
         for path, entry in listing.entries.items():
@@ -220,6 +226,10 @@ class GuardedSource:
 
     def readable_path(self, relpath: str) -> str | None:
         return self.inner.readable_path(relpath)
+
+    @property
+    def remote(self) -> bool:
+        return self.inner.remote
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -304,6 +314,7 @@ class Daemon:
         self.last_summary: PassSummary | None = None
         self.last_reason = ""
         self.passes = 0
+        self.source_problem: str | None = None  # why the last full listing was not trusted
 
     # -- public control (signal handlers call these; they only set flags and wake) -------
 
@@ -595,16 +606,17 @@ class Daemon:
             hold=lambda path, quick: self._settler.touch(path, quick=quick),
         )
         summary = self._run_pass(reason, guard, None, fatal=fatal)
-        if summary is None:
+        failed = guard.failed or self.source_problem is not None
+        if summary is None and not failed:
             return
         incremental = isinstance(self._source, IncrementalSource)
         following = self.watcher is not None or incremental
         interval = self.options.reconcile_seconds if following else self.options.poll_seconds
-        if incremental and not guard.failed:
+        if incremental and not failed:
             # The full listing saw everything up to its start: polls go on from there.
             self._poll_since = started
             self._next_poll = time.monotonic() + self.options.poll_seconds
-        if guard.failed:
+        if failed:
             self._listing_backoff = _doubled(self._listing_backoff)
             interval = min(interval, self._listing_backoff)
             self._next_reason = "retry"
@@ -627,6 +639,12 @@ class Daemon:
         except _Stopping:
             log.info("%s pass stopped between commits; the next start finishes it", reason)
             return None
+        except SourceUnavailableError as exc:
+            # Not a crash: the catalog is kept as it is and the listing is tried again soon.
+            self.source_problem = str(exc)
+            log.warning("%s pass (%s): %s; trying again", reason, scope, exc)
+            self.notifier.status(self.status())
+            return None
         except Exception as exc:
             if fatal:
                 raise
@@ -635,6 +653,7 @@ class Daemon:
             self._back_off()
             return None
         self.passes += 1
+        self.source_problem = None
         self._failure_backoff = 0.0
         self.last_summary, self.last_reason = summary, reason
         # A poll that found nothing is the daemon idling: keep it out of the journal.
@@ -684,6 +703,8 @@ class Daemon:
             how = f"polling every {self.options.poll_seconds:g} s (events unavailable)"
         else:
             how = f"polling every {self.options.poll_seconds:g} s"
+        if self.source_problem is not None:
+            return f"{how}; catalog kept, source unavailable: {self.source_problem}"
         s = self.last_summary
         if s is None:
             return how

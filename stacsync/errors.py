@@ -20,5 +20,9 @@ class OutputError(StacsyncError, OSError):
     """The output cannot be written (missing, read-only, not a folder)."""
 
 
+class SourceUnavailableError(StacsyncError):
+    """The source cannot be listed, or lists too few files to be trusted: nothing is written."""
+
+
 class ExtractError(StacsyncError):
     """A file cannot be described; the message is meant for a person and names the file."""

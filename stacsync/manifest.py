@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stacsync.errors import ManifestLockedError, StacsyncError
+from stacsync.names import display, from_db, is_utf8, to_db
 from stacsync.records import FileState
 
 # Each migration runs in one transaction that bumps PRAGMA user_version: a failed one stays pending.
@@ -109,6 +110,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         # The few fields of an item its collection's summaries read, kept so that a change to
         # one item does not parse every item of the collection again.
         "ALTER TABLE item ADD COLUMN digest TEXT;",
+    ),
+    (
+        "skipped paths",
+        # What a listing saw and left out (a FIFO named *.tif, a link out of the source, a
+        # loop), with the reason; `errors` shows them beside the files in error. A path that
+        # is not UTF-8 is stored as a BLOB of its bytes, here and in asset_file.
+        """
+        CREATE TABLE skipped (
+            path   TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            since  TEXT NOT NULL
+        );
+        DROP VIEW errors;
+        CREATE VIEW errors AS
+            SELECT path, error, error_since, error_transient FROM asset_file
+             WHERE status = 'error'
+            UNION ALL
+            SELECT path, reason, since, 0 FROM skipped;
+        """,
     ),
 ]
 
@@ -273,15 +293,16 @@ class Manifest:
             "SELECT path, size, mtime_ns, checksum, status, collection_id, item_id, asset_key,"
             " error_transient, scanned_ns FROM asset_file"
         )
-        return {row[0]: FileRow(*row) for row in cur}
+        return {from_db(row[0]): FileRow(from_db(row[0]), *row[1:]) for row in cur}
 
     def paths(self) -> list[str]:
         """Every known file's path, sorted (without building a FileRow for each)."""
-        return [r[0] for r in self.conn.execute("SELECT path FROM asset_file ORDER BY path")]
+        cur = self.conn.execute("SELECT path FROM asset_file ORDER BY path")
+        return [from_db(r[0]) for r in cur]
 
     def upsert_file(self, values: dict[str, Any]) -> None:
         """Insert or replace the columns given for one file (inside a transaction)."""
-        values = dict(values)
+        values = _bindable(values)
         stamp = now_iso()
         values.setdefault("changed_at", stamp)
         cols = list(values)
@@ -295,23 +316,26 @@ class Manifest:
 
     def update_file(self, path: str, **values: Any) -> None:
         """Change some columns of a known file."""
+        values = _bindable(values)
         sets = ", ".join(f"{k} = ?" for k in values)
-        self.conn.execute(f"UPDATE asset_file SET {sets} WHERE path = ?", [*values.values(), path])
+        self.conn.execute(
+            f"UPDATE asset_file SET {sets} WHERE path = ?", [*values.values(), to_db(path)]
+        )
 
     def update_stat(self, path: str, mtime_ns: int, scanned_ns: int) -> None:
         """A touched file: same bytes, new mtime."""
         self.conn.execute(
             "UPDATE asset_file SET mtime_ns = ?, scanned_ns = ? WHERE path = ?",
-            (mtime_ns, scanned_ns, path),
+            (mtime_ns, scanned_ns, to_db(path)),
         )
 
     def delete_file(self, path: str) -> None:
-        self.conn.execute("DELETE FROM asset_file WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM asset_file WHERE path = ?", (to_db(path),))
 
-    def item_files(self, collection_id: str, item_id: str) -> list[sqlite3.Row]:
+    def item_files(self, collection_id: str, item_id: str) -> list[dict[str, Any]]:
         """The good files of one item, in a stable order."""
         cur = self.conn.cursor()
-        cur.row_factory = sqlite3.Row  # on this cursor only, not the shared connection
+        cur.row_factory = _row_with_path  # on this cursor only, not the shared connection
         return cur.execute(
             "SELECT path, size, content_mtime_ns, checksum, asset_key, meta_json"
             " FROM asset_file"
@@ -326,7 +350,7 @@ class Manifest:
             " AND status = ? ORDER BY path LIMIT 1",
             (collection_id, item_id, asset_key, FileState.OK.value),
         ).fetchone()
-        return row[0] if row else None
+        return from_db(row[0]) if row else None
 
     # -- items ---------------------------------------------------------------------------
 
@@ -541,7 +565,25 @@ class Manifest:
         return self._dicts(sql + " ORDER BY path", args)
 
     def errors(self) -> list[dict[str, Any]]:
+        """Files in error and paths a listing skipped, each with what a person can do about it."""
         return self._dicts("SELECT * FROM errors ORDER BY path", [])
+
+    def set_skipped(self, skipped: dict[str, str], scope: Iterable[str] | None = None) -> None:
+        """Record what a listing skipped; forget earlier skips it no longer reports.
+
+        `scope`: the paths a partial listing looked at (only their records change).
+        """
+        rows = {to_db(path): _text(reason) for path, reason in skipped.items()}
+        if scope is None:
+            gone = [p for (p,) in self.conn.execute("SELECT path FROM skipped") if p not in rows]
+        else:
+            gone = [to_db(p) for p in scope if to_db(p) not in rows]
+        self.conn.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in gone])
+        self.conn.executemany(
+            "INSERT INTO skipped (path, reason, since) VALUES (?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET reason = excluded.reason",
+            [(path, reason, now_iso()) for path, reason in rows.items()],
+        )
 
     def error_and_problem_counts(self) -> tuple[int, int]:
         """How many files are in error, and how many carry a layout remark: one scan."""
@@ -552,14 +594,17 @@ class Manifest:
         return errors, problems
 
     def problems(self) -> list[dict[str, Any]]:
-        """Files with a layout remark (e.g. no metadata-table row), not errors."""
+        """Files with a layout remark (e.g. no metadata-table row), and files no `match` found."""
         return self._dicts(
-            "SELECT path, problem FROM asset_file WHERE problem IS NOT NULL ORDER BY path", []
+            "SELECT path, problem FROM asset_file WHERE problem IS NOT NULL"
+            " UNION ALL SELECT path, ? FROM asset_file WHERE status = 'unmatched'"
+            " ORDER BY path",
+            [UNMATCHED_NOTE],
         )
 
     def show(self, path: str) -> dict[str, Any] | None:
         """Every column of one file, with the extracted metadata parsed."""
-        rows = self._dicts("SELECT * FROM asset_file WHERE path = ?", [path])
+        rows = self._dicts("SELECT * FROM asset_file WHERE path = ?", [to_db(path)])
         if not rows:
             return None
         row = rows[0]
@@ -570,19 +615,19 @@ class Manifest:
     def _dicts(self, sql: str, args: Iterable[Any]) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, list(args))
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
+        return [_with_path(dict(zip(names, row, strict=True))) for row in cur]
 
     # -- thumbnails ----------------------------------------------------------------------
 
     def set_thumbnail(self, path: str, png: bytes | None) -> None:
         """Keep the thumbnail PNG of a known file, or drop it with None (inside a transaction)."""
         if png is None:
-            self.conn.execute("DELETE FROM thumbnail WHERE path = ?", (path,))
+            self.conn.execute("DELETE FROM thumbnail WHERE path = ?", (to_db(path),))
             return
         self.conn.execute(
             "INSERT INTO thumbnail (path, png, hash) VALUES (?, ?, ?)"
             " ON CONFLICT(path) DO UPDATE SET png = excluded.png, hash = excluded.hash",
-            (path, png, hashlib.sha256(png).hexdigest()),
+            (to_db(path), png, hashlib.sha256(png).hexdigest()),
         )
 
     def thumbnail_hashes(self, paths: Iterable[str]) -> dict[str, str]:
@@ -591,13 +636,46 @@ class Manifest:
         if not paths:
             return {}
         marks = ", ".join("?" * len(paths))
-        cur = self.conn.execute(f"SELECT path, hash FROM thumbnail WHERE path IN ({marks})", paths)
-        return dict(cur.fetchall())
+        cur = self.conn.execute(
+            f"SELECT path, hash FROM thumbnail WHERE path IN ({marks})", [to_db(p) for p in paths]
+        )
+        return {from_db(path): digest for path, digest in cur}
 
     def thumbnail(self, path: str) -> bytes | None:
         """The thumbnail PNG of one file, if it has one."""
-        row = self.conn.execute("SELECT png FROM thumbnail WHERE path = ?", (path,)).fetchone()
+        row = self.conn.execute(
+            "SELECT png FROM thumbnail WHERE path = ?", (to_db(path),)
+        ).fetchone()
         return bytes(row[0]) if row else None
+
+
+UNMATCHED_NOTE = "matches no collection's `match` pattern, so it is in no item"
+
+
+def _bindable(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values SQLite can take: the path as `to_db` stores it, other text made UTF-8.
+
+    A message may quote a file name that is not UTF-8; it is kept in its display form.
+    """
+    out = {k: _text(v) for k, v in values.items()}
+    if "path" in values:
+        out["path"] = to_db(values["path"])
+    return out
+
+
+def _text(value: Any) -> Any:
+    return display(value) if isinstance(value, str) and not is_utf8(value) else value
+
+
+def _with_path(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("path"), bytes):
+        row["path"] = from_db(row["path"])
+    return row
+
+
+def _row_with_path(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    names = [d[0] for d in cursor.description]
+    return _with_path(dict(zip(names, row, strict=True)))
 
 
 def _statements(sql: str) -> Iterator[str]:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 
 from stacsync.checksum import checksum_stream
 from stacsync.config import Settings, is_included, load_settings, quick_settings
-from stacsync.errors import ExtractError, StacsyncError
+from stacsync.errors import ExtractError, SourceUnavailableError, StacsyncError
 from stacsync.extract import (
     TransientIOError,
     extract_file,
@@ -29,6 +30,7 @@ from stacsync.extract import (
 )
 from stacsync.layout import Layout, Placement
 from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
+from stacsync.names import display
 from stacsync.publish import Output
 from stacsync.records import AssetMeta, FileState, SourceEntry
 from stacsync.render import Renderer
@@ -108,31 +110,33 @@ def rescan(
     output: str | os.PathLike | None = None,
     manifest: str | os.PathLike | None = None,
     public_url: str | None = None,
+    min_files: int | None = None,
     progress: ProgressFn | None = None,
 ) -> PassSummary:
     """Run one full pass and return its summary.
 
     Give either a config (a `Settings` or the path of a TOML file), or the quick form:
-    `source`, `output` and `manifest` (one collection, one item per file). Per-file problems
-    are recorded in the manifest and counted in the summary; a `StacsyncError` means the pass
-    could not run at all (bad config, unwritable output, manifest locked).
+    `source`, `output` and `manifest` (one collection, one item per file; `min_files` as
+    `source.min_files`). Per-file problems are recorded in the manifest and counted in the
+    summary; a `StacsyncError` means the pass could not run at all (bad config, unwritable
+    output, manifest locked, a source that cannot be listed or lists too few files).
 
     >>> summary = rescan(source="drone", output="catalog", manifest="stacsync.db")
     >>> summary.items_written
     """
-    settings = _settings(config, source, output, manifest, public_url)
+    settings = _settings(config, source, output, manifest, public_url, min_files)
     with Manifest.open_writer(settings.manifest_path, purpose="stacsync rescan") as db:
         return SyncPass(settings, db, progress=progress).run()
 
 
-def _settings(config, source, output, manifest, public_url) -> Settings:
+def _settings(config, source, output, manifest, public_url, min_files) -> Settings:
     if isinstance(config, Settings):
         return config
     if config is not None:
         return load_settings(Path(config))
     if source is None or output is None or manifest is None:
         raise StacsyncError("give a config file, or all of source, output and manifest")
-    return quick_settings(Path(source), Path(output), Path(manifest), public_url)
+    return quick_settings(Path(source), Path(output), Path(manifest), public_url, min_files)
 
 
 class SyncPass:
@@ -165,6 +169,10 @@ class SyncPass:
         `paths` is listed, diffed or removed.
         """
         started = time.monotonic()
+        # Listed before anything is written: a source that cannot be trusted changes nothing.
+        listing = self.source.list() if paths is None else self._stat_only(paths)
+        if paths is None:
+            self._check_source(listing)
         self.output.check_writable()
         self._open_to_public()
         if self.db.last_pass_unfinished():
@@ -173,8 +181,9 @@ class SyncPass:
         pass_id = self.db.begin_pass()
         keeper = Keeper(self.settings, self.db, make_parent_store(self.settings, self.output))
         keeper.before()
-        listing = self.source.list() if paths is None else self._stat_only(paths)
         summary.listing_problems = [*fetch_tables(self.settings, self.source), *listing.problems]
+        with self.db.transaction():
+            self.db.set_skipped(listing.skipped, scope=listing.scope)
         self.progress("list", len(listing.entries), len(listing.entries))
         rows = self.db.file_rows()
         layout_changed = self._refresh_layout_if_changed(rows)
@@ -198,6 +207,24 @@ class SyncPass:
         self.db.finish_pass(pass_id, summary.to_dict())
         log.info(_one_line(summary))
         return summary
+
+    def _check_source(self, listing: Listing) -> None:
+        """Refuse a full listing that failed at the root or found too few files to trust.
+
+        An unmounted mount point or a mistyped path lists nothing: taken at its word, the pass
+        would delete every item. Instead nothing is written and the catalog stays as it is.
+        """
+        where = self.settings.source_irods or str(self.settings.source_path)
+        if "" in listing.failed_dirs:
+            reasons = "; ".join(listing.problems) or f"source {where} cannot be listed"
+            raise SourceUnavailableError(f"{reasons}; nothing was written")
+        wanted = self.settings.min_files
+        if listing.listed() < wanted:
+            raise SourceUnavailableError(
+                f"source {where}: lists {listing.listed()} matching files, fewer than "
+                f"source.min_files = {wanted} (is it mounted? is the path right?); nothing was "
+                "written. Set source.min_files = 0 (or --min-files 0) if the source may be empty."
+            )
 
     def _open_to_public(self) -> None:
         """An iRODS output gets anonymous read, inherited; it checks before it sets."""
@@ -302,7 +329,7 @@ class SyncPass:
         self, entry: SourceEntry, placement: Placement, old: FileRow | None, summary: PassSummary
     ) -> None:
         """A file whose item id must come from a missing table row: an error, not extracted."""
-        message = f"{Path(entry.path).name}: {placement.problem}"
+        message = f"{_name(entry.path)}: {placement.problem}"
         result = _Result(
             _Work(entry, placement, old, None, False), None, None, message, False, extracted=True
         )
@@ -373,12 +400,12 @@ class SyncPass:
         except ExtractError as exc:
             return _Result(work, checksum, None, str(exc), False, extracted=True)
         except OSError as exc:
-            name = Path(path).name
+            name = _name(path)
             message = f"{name}: cannot read file ({exc.strerror or exc})"
             return _Result(work, checksum, None, message, is_transient(exc), extracted=True)
         except Exception as exc:  # a reader bug must cost one file, never the pass
-            log.exception("unexpected error on %s", path)
-            message = f"{Path(path).name}: unexpected error while reading ({exc!r}); please report"
+            log.exception("unexpected error on %s", display(path))
+            message = f"{_name(path)}: unexpected error while reading ({exc!r}); please report"
             return _Result(work, checksum, None, message, False, extracted=True)
 
     def _extract(self, work: _Work) -> AssetMeta:
@@ -390,7 +417,7 @@ class SyncPass:
                 return self._processes.extract(readable, **options)
             return extract_file(readable, **options)
         return extract_stream(
-            Path(path).name, work.entry.size, functools.partial(self.source.open, path), **options
+            _name(path), work.entry.size, functools.partial(self.source.open, path), **options
         )
 
     def _checksum(self, entry: SourceEntry) -> str | None:
@@ -399,7 +426,7 @@ class SyncPass:
             return None
         if entry.checksum is not None:
             return entry.checksum
-        if self.source.readable_path(entry.path) is None:
+        if self.source.remote:
             # A remote object the store keeps no checksum for: hashing it would download
             # it whole; its header is re-read instead (`irods.compute_checksums` fills it).
             return None
@@ -436,14 +463,14 @@ class SyncPass:
             owner = self.db.asset_slot_owner(p.collection_id, p.item_id, p.asset_key)
             if owner is not None and owner != entry.path:
                 error = (
-                    f"{Path(entry.path).name}: same item {p.item_id!r} and asset key "
+                    f"{_name(entry.path)}: same item {p.item_id!r} and asset key "
                     f"{p.asset_key!r} as {owner}; rename one or change the collection's match"
                 )
         if error is not None:
             status = FileState.ERROR
             if old is None or old.status != FileState.ERROR:
                 summary.new_errors += 1
-            log.warning("%s (%s)", error, entry.path)
+            log.warning("%s (%s)", error, display(entry.path))
         if old is not None and old.item_id:
             self.db.mark_item_dirty(old.collection_id, old.item_id)
         if p.item_id:
@@ -575,3 +602,8 @@ def _one_line(s: PassSummary) -> str:
         f" {s.items_written} items written, {s.items_deleted} deleted,"
         f" {s.collections_written} collections written in {s.seconds:.2f}s"
     )
+
+
+def _name(path: str) -> str:
+    """A file's name as messages and GDAL's stream paths show it (printable, UTF-8)."""
+    return display(posixpath.basename(path))

@@ -443,3 +443,18 @@ datetime = "collection_date"
     assert json.loads(p1.read_text())["properties"]["datetime"] == "2020-06-01T00:00:00Z"
     assert not (tmp_path / "catalog" / "files" / "p2").exists()
     assert daemon.stop()[0] == 0
+
+
+def test_the_daemon_waits_for_a_missing_source_and_then_builds(testdata, tmp_path, daemons):
+    config = write_config(tmp_path)
+    daemon = daemons(config, "--watch", "poll", "--settle-seconds", "0")
+    daemon.wait_log("trying again", timeout=60)
+    assert "No such file or directory" in daemon.log()
+    assert not (tmp_path / "catalog" / "catalog.json").exists()
+    (tmp_path / "src").mkdir()
+    shutil.copyfile(testdata / "byte.tif", tmp_path / "src" / "late.tif")
+    wait_for(
+        lambda: (tmp_path / "catalog" / COLLECTION / "late.tif" / "late.tif.json").exists(), 60
+    )
+    code, _ = daemon.stop()
+    assert code == 0, daemon.log()

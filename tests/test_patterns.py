@@ -46,6 +46,8 @@ def test_a_backtracking_pattern_cannot_stall_a_pass(testdata, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["unmatched"] == 2 and summary["items_written"] == 1
+    errors = cli("manifest", "errors", "--config", str(config))
+    assert "matches no collection's `match` pattern" in errors.stdout
 
 
 @pytest.mark.parametrize(

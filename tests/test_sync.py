@@ -457,8 +457,11 @@ def test_symlink_loop_is_reported_not_followed_forever(real_tree, tmp_path):
     (real_tree / "dangling.tif").symlink_to(tmp_path / "nowhere.tif")
     summary = _quick(real_tree, tmp_path)
     assert summary.added == len(GOOD) and summary.errors == 0
-    assert "rasters/loop: symlink loop, not followed" in summary.listing_problems
-    assert "dangling.tif: broken symlink, skipped" in summary.listing_problems
+    problems = summary.listing_problems
+    assert "rasters/loop: a symlink loop (it leads back to a folder above it), not followed" in (
+        problems
+    )
+    assert "dangling.tif: a broken symlink (its target does not exist), skipped" in problems
 
 
 def test_files_younger_than_settle_time_are_deferred(copy_testdata, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from stacsync.names import display
 from stacsync.records import SourceEntry
 
 
@@ -22,6 +23,18 @@ class Listing:
     failed_dirs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     scope: frozenset[str] | None = None  # a partial listing: only these paths were looked at
+    # Paths seen but not listed (a FIFO named *.tif, a link out of the source, a loop…), with
+    # the reason: the manifest keeps them so `stacsync manifest errors` can show them.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def listed(self) -> int:
+        """How many files the source listed (some may be held back from this pass)."""
+        return len(self.entries)
+
+    def skip(self, relpath: str, reason: str) -> None:
+        """Record a path that was seen and left out, and why (a sentence a person can act on)."""
+        self.skipped[relpath] = reason
+        self.problems.append(f"{display(relpath) or '.'}: {reason}")
 
     def covers(self, relpath: str) -> bool:
         """True when the listing could see where `relpath` lives (so absence means removal)."""
@@ -34,6 +47,10 @@ class Listing:
 
 class Source(Protocol):
     """A store of asset files addressed by POSIX paths relative to its root."""
+
+    # True when every read is a network round trip (iRODS): a file is never hashed by reading
+    # it whole during a pass; the store's own checksum is used, or none.
+    remote: bool
 
     def list(self) -> Listing: ...
 

@@ -278,6 +278,8 @@ class IrodsSource:
         """The logical iRODS path of a file (what the public href is derived from)."""
         return self._path(relpath)
 
+    remote = True  # reads are round trips: see Source.remote
+
     def readable_path(self, relpath: str) -> str | None:
         """None: GDAL and laspy cannot open an iRODS path; read through `open()`."""
         return None
