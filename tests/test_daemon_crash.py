@@ -17,6 +17,7 @@ from test_daemon import DaemonProcess, cli, wait_for, write_config
 KILLS = 24
 FILES = 300
 CHANGED_PER_CYCLE = 12
+PHASES = ("list/extract/commit", "render/publish")  # where the kills are aimed, in turn
 VARIANTS = {".tif": ("byte.tif", "2d_test.tif"), ".las": ("1.0_0.las", "autzen-utm.las")}
 
 
@@ -69,6 +70,29 @@ def _phase(db: Path, before: int) -> str:
     return "render/publish" if dirty else "list/extract/commit"
 
 
+def _frozen(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def _freeze_in(daemon: DaemonProcess, db: Path, before: int, target: str) -> str:
+    """Let the daemon run in small steps, frozen between them, until its manifest is in
+    `target` (or its pass has ended); return the phase it is frozen in.
+
+    The kill then lands exactly where the manifest was seen, however fast or slow the machine.
+    """
+    pid = daemon.proc.pid
+    deadline = time.monotonic() + 120
+    while True:
+        daemon.signal(signal.SIGSTOP)
+        wait_for(lambda: _frozen(pid), 10, "the daemon to stop")
+        phase = _phase(db, before) if db.exists() else "start-up"
+        if phase in (target, "after the pass") or time.monotonic() > deadline:
+            return phase
+        daemon.signal(signal.SIGCONT)
+        time.sleep(0.005)  # one step of work, then look again
+
+
 def _assert_whole(catalog: Path) -> None:
     """No catalog file a reader can see is ever half-written."""
     for path in catalog.rglob("*"):
@@ -105,7 +129,7 @@ def test_kill_9_anywhere_then_restart_converges_to_a_clean_rescan(tmp_path, test
                 time.sleep(rng.uniform(0.05, 0.4))  # during imports, locking, watching
             else:
                 daemon.wait_log("watching", timeout=60)  # a loaded machine starts slowly
-                time.sleep(rng.uniform(0.0, 1.0))  # a pass of ~0.5 s follows
+                _freeze_in(daemon, db, before, PHASES[serial % 2])
             daemon.signal(signal.SIGKILL)
         finally:
             daemon.stop()  # kills it if a wait above failed
@@ -130,6 +154,6 @@ def test_kill_9_anywhere_then_restart_converges_to_a_clean_rescan(tmp_path, test
     assert sorted(ours) == sorted(theirs)
     assert ours == theirs
     print("kill phases:", phases)
-    inside = [p for p in phases if p in ("list/extract/commit", "render/publish")]
+    inside = [p for p in phases if p in PHASES]
     assert len(inside) >= KILLS // 3, f"too few kills landed inside a pass: {phases}"
-    assert len(set(inside)) == 2, f"kills missed a phase: {phases}"
+    assert set(inside) == set(PHASES), f"kills missed a phase: {phases}"
