@@ -367,9 +367,7 @@ class Renderer:
             yield line or stac.feature_line(self._index_feature(json.loads(text)))
 
     def _index_feature(self, item: dict[str, Any]) -> dict[str, Any]:
-        href = self.links.href(
-            stac.INDEX_PATH, stac.item_path(item["collection"], item["id"])
-        )
+        href = self.links.href(stac.INDEX_PATH, stac.item_path(item["collection"], item["id"]))
         return stac.index_feature(item, href)
 
 
