@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stacsync.names import display
+
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
@@ -228,14 +230,14 @@ def new_error_list(
     *,
     include_transient: bool = False,
 ) -> list[tuple[str, str]]:
-    """(path, message) of files in error after a pass that were not before it, sorted.
+    """(path as shown, message) of files in error after a pass that were not before it, sorted.
 
     `after_rows` are `Manifest.errors()` rows. Transient errors (a flaky FUSE mount) are
     retried by the next pass and would mail on every flap, so they are left out by default.
     """
     before = set(before_paths)
     return sorted(
-        (row["path"], row["error"] or "unknown error")
+        (display(row["path"]), row["error"] or "unknown error")
         for row in after_rows
         if row["path"] not in before and (include_transient or not row.get("error_transient"))
     )

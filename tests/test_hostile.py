@@ -368,3 +368,11 @@ def test_fuzzed_names_every_file_is_an_item_or_a_reported_problem(
     _assert_every_byte_is_utf8(out)
     for item in _items(out).values():
         assert _local_file(item["assets"]["data"]["href"]).is_file()
+
+
+def test_mail_shows_names_with_escapes():
+    from stacsync.mail import new_error_list
+
+    rows = [{"path": "bad\udcff\n.tif", "error": "bad\\xff\\n.tif: not a TIFF"}]
+    assert new_error_list([], rows) == [("bad\\xff\\n.tif", "bad\\xff\\n.tif: not a TIFF")]
+    "".join(new_error_list([], rows)[0]).encode("utf-8")  # a mail body can carry it
