@@ -32,10 +32,10 @@ class SerialExecutor:
 
 def profiled_rescan(config: Path) -> None:
     """Everything a `stacsync rescan` process does, minus the interpreter's own start-up."""
-    import stacsync.sync
+    import stacsync.pipeline.sync
     from stacsync.cli import cli
 
-    stacsync.sync.ThreadPoolExecutor = SerialExecutor  # type: ignore[misc]
+    stacsync.pipeline.sync.ThreadPoolExecutor = SerialExecutor  # type: ignore[misc]
     cli.main(["rescan", "--config", str(config), "--json"], standalone_mode=False)
 
 

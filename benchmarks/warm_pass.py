@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmarks.bare_walk import walk
 from stacsync.config import load_settings
 from stacsync.manifest import Manifest
-from stacsync.sync import SyncPass
+from stacsync.pipeline.sync import SyncPass
 
 
 def main() -> None:

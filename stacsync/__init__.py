@@ -9,7 +9,7 @@ __all__ = ["PassSummary", "__version__", "rescan"]
 
 def __getattr__(name: str):
     if name in ("PassSummary", "rescan"):
-        from stacsync import sync
+        from stacsync.pipeline import sync
 
         return getattr(sync, name)
     raise AttributeError(name)

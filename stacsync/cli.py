@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from stacsync import __version__
-from stacsync.errors import ConfigError, ManifestLockedError, OutputError, StacsyncError
-from stacsync.names import display
-from stacsync.records import FileState
+from stacsync.core.errors import ConfigError, ManifestLockedError, OutputError, StacsyncError
+from stacsync.core.names import display
+from stacsync.core.records import FileState
 
 log = logging.getLogger("stacsync")
 
@@ -107,7 +107,7 @@ def rescan(
     A source that cannot be listed, or lists fewer files than --min-files (source.min_files),
     exits 1 and writes nothing.
     """
-    from stacsync.sync import rescan as run_pass
+    from stacsync.pipeline.sync import rescan as run_pass
 
     if config is not None and (source or output or manifest or public_url or min_files):
         raise _Failure("give either --config or SOURCE/--output/--manifest, not both", 2)
@@ -193,7 +193,7 @@ def _human_summary(s: dict[str, Any]) -> str:
 )
 def init(layout: str) -> None:
     """Print a commented example config to stdout (redirect it to a .toml file)."""
-    from stacsync.config_text import example_config
+    from stacsync.config.text import example_config
 
     click.echo(example_config(layout), nl=False)
 
@@ -369,7 +369,7 @@ def _by_display(db: Any, shown: str) -> str:
 def demo(directory: Path, missions: int, as_json: bool) -> None:
     """Make a small sample tree (real GeoTIFFs, LAZ, GeoPackage) in DIRECTORY and rescan it."""
     from stacsync.demo import demo_config_toml, make_demo_tree
-    from stacsync.sync import rescan as run_pass
+    from stacsync.pipeline.sync import rescan as run_pass
 
     directory = directory.resolve()
     tree = make_demo_tree(directory / "data", missions=missions)
@@ -434,14 +434,14 @@ def run(
     reloads the config (a bad one is reported and the old one kept), SIGUSR1 asks for a full
     pass now. Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.
     """
-    from stacsync.daemon import Daemon, JournalFormatter, stderr_is_journal
+    from stacsync.daemon.loop import Daemon, JournalFormatter, stderr_is_journal
 
     root = click.get_current_context().find_root().params
     if not root.get("quiet") and not root.get("verbose"):
         # One line per pass from the daemon, which names what triggered it; the pass's own
         # line would repeat it.
         logging.getLogger("stacsync").setLevel(logging.INFO)
-        logging.getLogger("stacsync.sync").setLevel(logging.WARNING)
+        logging.getLogger("stacsync.pipeline.sync").setLevel(logging.WARNING)
     if stderr_is_journal():
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JournalFormatter())
@@ -503,7 +503,7 @@ def validate(
     checked (nothing is downloaded). Prints one line per problem naming the file and the
     field. Exit 0 when clean, 1 when problems were found, 2 for bad usage.
     """
-    from stacsync.check import UrlMap, check_catalog, check_url
+    from stacsync.check.catalog import UrlMap, check_catalog, check_url
 
     try:
         for url in public_urls:
@@ -537,7 +537,7 @@ def validate(
 
 
 def _print_check_report(report, output: Path) -> None:
-    from stacsync.check import COUNTED
+    from stacsync.check.catalog import COUNTED
 
     for problem in report.problems:
         click.echo(str(problem))
@@ -556,7 +556,7 @@ def _print_check_report(report, output: Path) -> None:
 
 def _validate_config(config: Path, output: Path | None):
     """OUTPUT, public URLs and URL→folder maps a config implies, for `validate --config`."""
-    from stacsync.check import UrlMap
+    from stacsync.check.catalog import UrlMap
     from stacsync.config import load_settings
 
     settings = load_settings(config)

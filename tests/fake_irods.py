@@ -32,7 +32,7 @@ import irods.exception as ex
 from irods import MAX_SQL_ROWS
 from irods.access import iRODSAccess
 
-from stacsync.irods import PAGE_SIZE, AclState, ObjectRow
+from stacsync.stores.irods import PAGE_SIZE, AclState, ObjectRow
 
 _RANK = {"read_object": 1050, "modify_object": 1120, "own": 1200}
 _ALIASES = {
@@ -311,7 +311,7 @@ class FakeIrodsServer:
 
 
 class FakeIrodsClient:
-    """One session on a FakeIrodsServer, with the methods of stacsync.irods.IrodsClient."""
+    """One session on a FakeIrodsServer, with the methods of stacsync.stores.irods.IrodsClient."""
 
     def __init__(self, server: FakeIrodsServer, user: str):
         self.server = server

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
-from stacsync.validate import SchemaValidator
+from stacsync.check.schemas import SchemaValidator
 
 
 class Recorder:
@@ -22,8 +22,8 @@ class Recorder:
     _active: ClassVar[list[Recorder]] = []
 
     def __init__(self, monkeypatch, source_root: Path):
-        import stacsync.publish
-        import stacsync.sync
+        import stacsync.pipeline.sync
+        import stacsync.publish.local
 
         self.source_root = str(Path(source_root).resolve())
         self.extracted: list[str] = []
@@ -32,8 +32,8 @@ class Recorder:
         self.written: Counter[str] = Counter()
         self.deleted: list[str] = []
 
-        real_extract = stacsync.sync.extract_file
-        real_checksum = stacsync.sync.checksum_stream
+        real_extract = stacsync.pipeline.sync.extract_file
+        real_checksum = stacsync.pipeline.sync.checksum_stream
 
         def extract(path, **kwargs):
             self.extracted.append(str(path))
@@ -43,8 +43,8 @@ class Recorder:
             self.checksummed.append(getattr(stream, "name", "?"))
             return real_checksum(stream, algorithm)
 
-        real_open_atomic = stacsync.publish.LocalOutput.open_atomic
-        real_delete = stacsync.publish.LocalOutput.delete
+        real_open_atomic = stacsync.publish.local.LocalOutput.open_atomic
+        real_delete = stacsync.publish.local.LocalOutput.delete
 
         def open_atomic(output, relpath):
             self.written[relpath] += 1
@@ -54,10 +54,10 @@ class Recorder:
             self.deleted.append(relpath)
             return real_delete(output, relpath)
 
-        monkeypatch.setattr(stacsync.sync, "extract_file", extract)
-        monkeypatch.setattr(stacsync.sync, "checksum_stream", checksum)
-        monkeypatch.setattr(stacsync.publish.LocalOutput, "open_atomic", open_atomic)
-        monkeypatch.setattr(stacsync.publish.LocalOutput, "delete", delete)
+        monkeypatch.setattr(stacsync.pipeline.sync, "extract_file", extract)
+        monkeypatch.setattr(stacsync.pipeline.sync, "checksum_stream", checksum)
+        monkeypatch.setattr(stacsync.publish.local.LocalOutput, "open_atomic", open_atomic)
+        monkeypatch.setattr(stacsync.publish.local.LocalOutput, "delete", delete)
         if not Recorder._hook_installed:
             sys.addaudithook(Recorder._audit)
             Recorder._hook_installed = True

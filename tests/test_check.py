@@ -1,4 +1,4 @@
-"""Tests for stacsync.check and `stacsync validate`: a real demo catalog, clean then broken."""
+"""Tests for stacsync.check.catalog (`stacsync validate`): a demo catalog, clean then broken."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from stacsync import rescan
-from stacsync.check import CheckReport, Kind, UrlMap, check_catalog
+from stacsync.check.catalog import CheckReport, Kind, UrlMap, check_catalog
 from stacsync.cli import cli
 from stacsync.demo import DemoTree, demo_config_toml, make_demo_tree
 

@@ -14,16 +14,7 @@ import pytest
 import rasterio
 from helpers import Recorder, validate_catalog
 
-from stacsync.config import (
-    DEFAULT_ASSET_TITLES,
-    DESCRIPTION_FIELDS,
-    check_description,
-    load_settings,
-    quick_settings,
-)
-from stacsync.demo import demo_config_toml, make_demo_tree
-from stacsync.errors import ConfigError
-from stacsync.stac import (
+from stacsync.catalog.stac import (
     CollectionInput,
     ItemsSummary,
     Links,
@@ -31,8 +22,17 @@ from stacsync.stac import (
     render_collection,
     summarise_items,
 )
-from stacsync.sync import rescan
-from stacsync.validate import SchemaValidator
+from stacsync.check.schemas import SchemaValidator
+from stacsync.config import (
+    DEFAULT_ASSET_TITLES,
+    DESCRIPTION_FIELDS,
+    check_description,
+    load_settings,
+    quick_settings,
+)
+from stacsync.core.errors import ConfigError
+from stacsync.demo import demo_config_toml, make_demo_tree
+from stacsync.pipeline.sync import rescan
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 LAZ = "application/vnd.laszip"
@@ -356,10 +356,10 @@ def test_extra_summaries_join_computed_ones() -> None:
 
 
 def test_a_collection_cannot_be_named_like_the_parquet_file() -> None:
-    import stacsync.geoparquet
+    import stacsync.catalog.geoparquet
 
     with pytest.raises(ValueError, match="collide"):
-        collection_path(stacsync.geoparquet.PARQUET_PATH)
+        collection_path(stacsync.catalog.geoparquet.PARQUET_PATH)
 
 
 # --------------------------------------------------------------------------- config
@@ -537,7 +537,7 @@ def test_demo_collection_describes_its_items(demo: Path, schema_root: Path) -> N
 def test_summaries_come_from_stored_digests_as_from_the_items(demo: Path) -> None:
     import sqlite3
 
-    from stacsync.stac import summarise_items, summary_digest
+    from stacsync.catalog.stac import summarise_items, summary_digest
 
     rescan(demo)
     _collection, items = _catalog(demo)
@@ -589,14 +589,14 @@ def test_a_finer_raster_widens_the_gsd_range(
 def test_summaries_are_recomputed_only_when_an_item_digest_changes(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stacsync.stac
+    import stacsync.catalog.stac
 
     rescan(demo)
     before = (demo.parent / "catalog" / COLLECTION / "collection.json").read_bytes()
     calls: list[int] = []
-    real = stacsync.stac.summarise_items
+    real = stacsync.catalog.stac.summarise_items
     monkeypatch.setattr(
-        stacsync.stac, "summarise_items", lambda items: calls.append(1) or real(items)
+        stacsync.catalog.stac, "summarise_items", lambda items: calls.append(1) or real(items)
     )
     # One byte of pixel data, same header: the checksum changes, the summary facts do not.
     target = next((demo.parent / "data" / "missions").glob("*/processed_01/full/dsm-mesh.tif"))

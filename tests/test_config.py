@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stacsync.catalog.layout import Layout
 from stacsync.config import (
     DEFAULT_ASSET_TITLES,
     SECTIONS,
@@ -18,9 +19,8 @@ from stacsync.config import (
     rewrite_href,
     to_utc_iso,
 )
-from stacsync.config_text import LAYOUTS, example_config, reference_markdown
-from stacsync.errors import ConfigError
-from stacsync.layout import Layout
+from stacsync.config.text import LAYOUTS, example_config, reference_markdown
+from stacsync.core.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -462,7 +462,7 @@ def test_docs_reference_is_current() -> None:
     block = re.search(r"<!-- reference:start -->\n(.*)<!-- reference:end -->", docs, re.S)
     assert block, "docs/configuration.md lacks the reference markers"
     assert block.group(1).strip() == reference_markdown().strip(), (
-        "paste the output of stacsync.config_text.reference_markdown() between the markers"
+        "paste the output of stacsync.config.text.reference_markdown() between the markers"
     )
 
 
@@ -613,7 +613,7 @@ def test_item_title_default_and_custom(tmp_path: Path) -> None:
 
 def test_daemon_periods_and_ignore_are_checked_as_stacsync_run_checks_them(tmp_path: Path) -> None:
     """`rescan` and `run` read [daemon] through different code; they must agree."""
-    from stacsync.daemon import load_daemon_config
+    from stacsync.daemon.loop import load_daemon_config
 
     for table, message in [
         ("[daemon]\npoll_seconds = 0\n", "daemon.poll_seconds: must be"),

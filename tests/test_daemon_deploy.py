@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stacsync.daemon import load_daemon_config
+from stacsync.daemon.loop import load_daemon_config
 
 REPO = Path(__file__).resolve().parents[1]
 UNITS = {"stacsync@.service": "stacsync@ofo.service", "stacsync.service": "stacsync.service"}

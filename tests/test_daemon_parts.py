@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from stacsync.daemon import (
+from stacsync.core.errors import ConfigError
+from stacsync.core.records import SourceEntry
+from stacsync.daemon.loop import (
     Daemon,
     DaemonOptions,
     GuardedSource,
@@ -22,13 +24,18 @@ from stacsync.daemon import (
     load_daemon_config,
     stderr_is_journal,
 )
-from stacsync.errors import ConfigError
+from stacsync.daemon.notify import Notifier
+from stacsync.daemon.watch import (
+    EventWatcher,
+    Mount,
+    Settler,
+    needs_polling,
+    polled_mounts,
+    read_mounts,
+)
 from stacsync.manifest import Manifest
-from stacsync.notify import Notifier
-from stacsync.records import SourceEntry
 from stacsync.sources import Listing
 from stacsync.sources.local import LocalSource
-from stacsync.watch import EventWatcher, Mount, Settler, needs_polling, polled_mounts, read_mounts
 
 # -- settling --------------------------------------------------------------------------------
 
@@ -329,8 +336,8 @@ def test_notifier_never_blocks_on_a_full_queue(dgram):
 
 
 def test_journal_lines_carry_priorities(tmp_path):
-    record = logging.LogRecord("stacsync.daemon", logging.WARNING, "", 0, "a\nb", None, None)
-    assert JournalFormatter().format(record) == "<4>stacsync.daemon: a\n<4>b"
+    record = logging.LogRecord("stacsync.daemon.loop", logging.WARNING, "", 0, "a\nb", None, None)
+    assert JournalFormatter().format(record) == "<4>stacsync.daemon.loop: a\n<4>b"
     st = os.fstat(sys.stderr.fileno())
     assert stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert not stderr_is_journal({"JOURNAL_STREAM": "1:2"}) and not stderr_is_journal({})

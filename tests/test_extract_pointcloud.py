@@ -24,11 +24,11 @@ from laspy._compression import lazrsbackend
 from laspy.vlrs.known import WktCoordinateSystemVlr
 from laspy.vlrs.vlrlist import VLRList
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import AssetMeta
 from stacsync.extract import copc
 from stacsync.extract import pointcloud as pc
 from stacsync.extract.pointcloud import extract_pointcloud, extract_pointcloud_stream
-from stacsync.records import AssetMeta
 
 _EXPECTED_JSON = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "expected.json"
 _FILES = json.loads(_EXPECTED_JSON.read_text())["files"] if _EXPECTED_JSON.is_file() else {}
@@ -213,7 +213,7 @@ def test_garbage_vlr_count_under_memory_cap(testdata: Path) -> None:
         f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-        from stacsync.errors import ExtractError
+        from stacsync.core.errors import ExtractError
         from stacsync.extract.pointcloud import extract_pointcloud
         try:
             extract_pointcloud({str(testdata / GARBAGE)!r})

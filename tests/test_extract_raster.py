@@ -21,9 +21,9 @@ from rasterio.errors import RasterioIOError
 from rasterio.shutil import copy as rio_copy
 from shapely.geometry import shape
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import AssetMeta
 from stacsync.extract.raster import MEDIA_TYPE, MEDIA_TYPE_COG, extract_raster
-from stacsync.records import AssetMeta
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 

@@ -23,7 +23,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 import stacsync.extract as extract
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
 from stacsync.extract import TransientIOError, extract_file, extract_stream, streams
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")

@@ -12,7 +12,7 @@ import pytest
 from pyproj import CRS, Transformer
 from shapely.geometry import Point, shape
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
 from stacsync.extract.geometry import footprint_4326, identify_crs, metres_per_unit, outline_4326
 
 

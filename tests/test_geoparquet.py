@@ -1,4 +1,4 @@
-"""Tests for stacsync.geoparquet: items.parquet round-trips through stac-geoparquet."""
+"""Tests for stacsync.catalog.geoparquet: items.parquet round-trips through stac-geoparquet."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from stac_geoparquet.arrow import stac_table_to_items
 
-import stacsync.geoparquet
+import stacsync.catalog.geoparquet
 from stacsync import rescan
+from stacsync.catalog.geoparquet import GeoParquetError, ParquetSummary, write_items_parquet
 from stacsync.demo import demo_config_toml, make_demo_tree
-from stacsync.geoparquet import GeoParquetError, ParquetSummary, write_items_parquet
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_holds_one_batch_at_a_time(
 ) -> None:
     pulled = 0
     seen: list[tuple[int, int]] = []  # (batch length, items pulled from the source so far)
-    real = stacsync.geoparquet._to_arrow
+    real = stacsync.catalog.geoparquet._to_arrow
 
     def to_arrow(batch):
         seen.append((len(batch), pulled))
@@ -141,7 +141,7 @@ def test_holds_one_batch_at_a_time(
             pulled += 1
             yield item
 
-    monkeypatch.setattr(stacsync.geoparquet, "_to_arrow", to_arrow)
+    monkeypatch.setattr(stacsync.catalog.geoparquet, "_to_arrow", to_arrow)
     write_items_parquet(source(), tmp_path / "items.parquet", batch_size=2)
     assert seen == [(2, 2), (2, 4), (2, 6), (2, 8), (1, 9)]
 

@@ -17,12 +17,12 @@ import pytest
 from helpers import catalog_bytes, validate_catalog
 from test_daemon import cli
 
-from stacsync.check import check_catalog
+from stacsync.check.catalog import check_catalog
 from stacsync.config import is_included, quick_settings
-from stacsync.errors import SourceUnavailableError
+from stacsync.core.errors import SourceUnavailableError
+from stacsync.core.names import display
 from stacsync.manifest import Manifest
-from stacsync.names import display
-from stacsync.sync import rescan
+from stacsync.pipeline.sync import rescan
 
 RASTER = "byte.tif"  # a small real GeoTIFF from the test data
 
@@ -371,7 +371,7 @@ def test_fuzzed_names_every_file_is_an_item_or_a_reported_problem(
 
 
 def test_mail_shows_names_with_escapes():
-    from stacsync.mail import new_error_list
+    from stacsync.keeper.mail import new_error_list
 
     rows = [{"path": "bad\udcff\n.tif", "error": "bad\\xff\\n.tif: not a TIFF"}]
     assert new_error_list([], rows) == [("bad\\xff\\n.tif", "bad\\xff\\n.tif: not a TIFF")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacsync.ids import MAX_ID_LENGTH, safe_id
+from stacsync.core.ids import MAX_ID_LENGTH, safe_id
 
 NAMES = [
     "ortho",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stacsync.irods import IrodsClient, as_oserror, grants_read
-from stacsync.publish_irods import IrodsOutput
+from stacsync.publish.irods import IrodsOutput
 from stacsync.sources.irods import IrodsSource
+from stacsync.stores.irods import IrodsClient, as_oserror, grants_read
 
 ENV = os.environ.get("STACSYNC_IRODS_TEST_ENV")
 pytestmark = pytest.mark.skipif(
@@ -140,7 +140,7 @@ def test_public_read_on_the_output_only(client, scratch):
 
 
 def test_missing_object_errors_are_classified_as_not_found(client, scratch):
-    """Calibrates stacsync.irods.NOT_FOUND_ERRORS against what this server really raises."""
+    """Calibrates stacsync.stores.irods.NOT_FOUND_ERRORS against what this server really raises."""
     for call in (client.open, client.remove):
         with pytest.raises(Exception) as raised:
             call(f"{scratch}/missing.tif")

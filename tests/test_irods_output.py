@@ -9,9 +9,9 @@ import irods.exception as ex
 import pytest
 from fake_irods import FakeIrodsServer
 
-from stacsync.errors import OutputError
-from stacsync.publish import TEMP_PREFIX
-from stacsync.publish_irods import IrodsOutput, ensure_public_read
+from stacsync.core.errors import OutputError
+from stacsync.publish.irods import IrodsOutput, ensure_public_read
+from stacsync.publish.local import TEMP_PREFIX
 
 HOME = "/iplant/home/alice"
 OUT = f"{HOME}/catalog"
@@ -262,7 +262,7 @@ def keeper_catalog(server: FakeIrodsServer, alice_on_file: str = "own") -> str:
 
 
 def test_parent_store_replaces_the_keepers_file_and_keeps_its_acls(server, output):
-    from stacsync.publish_irods import IrodsParentStore
+    from stacsync.publish.irods import IrodsParentStore
 
     path = keeper_catalog(server)
     store = IrodsParentStore(output)
@@ -276,7 +276,7 @@ def test_parent_store_replaces_the_keepers_file_and_keeps_its_acls(server, outpu
 
 
 def test_parent_store_without_permission_leaves_the_file_alone(server, output):
-    from stacsync.publish_irods import IrodsParentStore
+    from stacsync.publish.irods import IrodsParentStore
 
     path = keeper_catalog(server)
     server.grant("/iplant/home/bob/pub", "alice", "null")

@@ -15,7 +15,7 @@ import irods.exception as ex
 import pytest
 from fake_irods import FakeIrodsServer, sha2
 
-from stacsync.checksum import checksum_stream
+from stacsync.core.checksum import checksum_stream
 from stacsync.extract import TRANSIENT_ERRNOS, is_transient
 from stacsync.sources.irods import IrodsSource, multihash_of
 
@@ -387,7 +387,7 @@ def test_seam_listing_is_one_paged_query_with_an_or_condition(monkeypatch):
     from irods.models import Collection, DataObject
     from irods.query import Query
 
-    from stacsync.irods import IrodsClient, ObjectRow
+    from stacsync.stores.irods import IrodsClient, ObjectRow
 
     sent = []
 
@@ -421,7 +421,7 @@ def test_seam_listing_is_one_paged_query_with_an_or_condition(monkeypatch):
 def test_seam_maps_irods_errors_to_oserrors():
     from irods.session import NonAnonymousLoginWithoutPassword
 
-    from stacsync.irods import as_oserror, grants_read, is_name_taken
+    from stacsync.stores.irods import as_oserror, grants_read, is_name_taken
 
     cases = {
         ex.CAT_NO_ACCESS_PERMISSION("x"): (PermissionError, errno.EACCES),
@@ -448,7 +448,7 @@ def test_seam_maps_irods_errors_to_oserrors():
 
 
 def test_seam_connect_needs_an_env_file_and_a_password(tmp_path, monkeypatch):
-    from stacsync.irods import IrodsClient, IrodsConnectError
+    from stacsync.stores.irods import IrodsClient, IrodsConnectError
 
     monkeypatch.delenv("IRODS_ENVIRONMENT_FILE", raising=False)
     with pytest.raises(IrodsConnectError, match="run iinit"):
@@ -464,7 +464,7 @@ def test_seam_connect_needs_an_env_file_and_a_password(tmp_path, monkeypatch):
 
 
 def test_seam_anonymous_session_is_lazy_and_keeps_no_secret(tmp_path, monkeypatch):
-    from stacsync.irods import IrodsClient
+    from stacsync.stores.irods import IrodsClient
 
     for var in ("IRODS_HOST", "IRODS_PORT", "IRODS_ZONE_NAME"):
         monkeypatch.delenv(var, raising=False)

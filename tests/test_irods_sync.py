@@ -14,14 +14,14 @@ import irods.exception as ex
 import pytest
 from fake_irods import FakeIrodsServer
 
+from stacsync.check.schemas import SchemaValidator
 from stacsync.config import load_settings, settings_from_dict
-from stacsync.daemon import Daemon
+from stacsync.daemon.loop import Daemon
 from stacsync.manifest import Manifest
-from stacsync.publish_irods import IrodsOutput
+from stacsync.pipeline.assemble import make_parent_store
+from stacsync.pipeline.sync import SyncPass
+from stacsync.publish.irods import IrodsOutput
 from stacsync.sources.irods import IrodsSource
-from stacsync.stores import make_parent_store
-from stacsync.sync import SyncPass
-from stacsync.validate import SchemaValidator
 
 HOME = "/iplant/home/alice"
 SOURCE = f"{HOME}/drone"

@@ -1,4 +1,4 @@
-"""Tests for stacsync.layout: relative paths → placements, joined with CSV and GeoPackage tables."""
+"""Tests for stacsync.catalog.layout: paths → placements, joined with CSV and GPKG tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import shapely
 
+from stacsync.catalog.layout import Layout
 from stacsync.config import Settings, load_settings
-from stacsync.errors import ConfigError
-from stacsync.layout import Layout
+from stacsync.core.errors import ConfigError
 
 OFO_MATCH = r"missions/(?P<item>\d{6})/processed[^/]*/full/(?P<asset>[^/]+)\.(tif|laz)$"
 

@@ -16,7 +16,7 @@ import pytest
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd not installed")
 aiosmtpd_smtp = pytest.importorskip("aiosmtpd.smtp")
 
-from stacsync.mail import (  # noqa: E402 (after the skip: the module is fine without aiosmtpd)
+from stacsync.keeper.mail import (  # noqa: E402 (after the skip: the module is fine without aiosmtpd)
     ANNOUNCED_STATE_KEY,
     MailNotifier,
     MailSettings,
@@ -213,7 +213,7 @@ def test_non_ascii_title_arrives_intact(server: int, inbox: Inbox) -> None:
 def test_refused_connection_is_a_warning_not_an_exception(refused_port: int, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="stacsync")
     assert MailNotifier(settings(refused_port)).collection_published("a", None, "/x") is False
-    [record] = [r for r in caplog.records if r.name == "stacsync.mail"]
+    [record] = [r for r in caplog.records if r.name == "stacsync.keeper.mail"]
     assert record.levelno == logging.WARNING
     assert "not sent" in record.getMessage()
     assert f"127.0.0.1:{refused_port}" in record.getMessage()

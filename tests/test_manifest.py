@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from stacsync.errors import ManifestLockedError, StacsyncError
+from stacsync.core.errors import ManifestLockedError, StacsyncError
 from stacsync.manifest import SCHEMA_VERSION, Manifest
 
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from stacsync import stac
-from stacsync.errors import StacsyncError
-from stacsync.parent import (
+from stacsync.catalog import stac
+from stacsync.check.schemas import SchemaValidator
+from stacsync.core.errors import StacsyncError
+from stacsync.keeper.parent import (
     LocalParentStore,
     ParentCatalogError,
     child_href,
     link_into_parent,
     resolve_href,
 )
-from stacsync.validate import SchemaValidator
 
 PUBLIC = "https://data.cyverse.org/dav-anon/iplant/home/u/stac"
 

@@ -9,8 +9,8 @@ import pytest
 from test_daemon import cli
 
 from stacsync.config import load_settings
-from stacsync.errors import ConfigError
-from stacsync.patterns import PathPattern
+from stacsync.config.patterns import PathPattern
+from stacsync.core.errors import ConfigError
 
 RASTER = "byte.tif"
 

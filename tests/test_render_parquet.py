@@ -20,11 +20,11 @@ import rasterio
 from helpers import Recorder, catalog_bytes, validate_catalog
 from stac_geoparquet.arrow import stac_table_to_items
 
+from stacsync.catalog.geoparquet import PARQUET_PATH
 from stacsync.config import load_settings
+from stacsync.core.errors import ConfigError
 from stacsync.demo import DemoTree, demo_config_toml, make_demo_tree
-from stacsync.errors import ConfigError
-from stacsync.geoparquet import PARQUET_PATH
-from stacsync.sync import rescan
+from stacsync.pipeline.sync import rescan
 
 COLLECTION = "ofo-missions"
 
@@ -166,7 +166,7 @@ def test_a_type_clash_keeps_the_old_file_and_the_pass_goes_on(
         dst.write(data)
     _age(target, 30)
 
-    with caplog.at_level(logging.WARNING, logger="stacsync.render"):
+    with caplog.at_level(logging.WARNING, logger="stacsync.catalog.render"):
         summary = rescan(config)
     assert summary.modified == 1 and summary.items_written == 1 and summary.errors == 0
     assert summary.index_written and summary.render_errors == 0
@@ -210,7 +210,7 @@ def test_parquet_of_the_real_test_files_round_trips(copy_testdata, tmp_path: Pat
 
     from stacsync.config import quick_settings
     from stacsync.manifest import Manifest
-    from stacsync.sync import SyncPass
+    from stacsync.pipeline.sync import SyncPass
 
     src = copy_testdata(*GOOD, dest=tmp_path / "drone")
     _age(src)

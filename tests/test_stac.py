@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from stacsync import stac
-from stacsync.records import AssetMeta, Band, PointCloudInfo, RasterInfo
-from stacsync.stac import (
+from stacsync.catalog import stac
+from stacsync.catalog.stac import (
     INDEX_PATH,
     AssetInput,
     CatalogInput,
@@ -32,7 +31,8 @@ from stacsync.stac import (
     render_item,
     write_index,
 )
-from stacsync.validate import SchemaValidator
+from stacsync.check.schemas import SchemaValidator
+from stacsync.core.records import AssetMeta, Band, PointCloudInfo, RasterInfo
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 GEOTIFF = "image/tiff; application=geotiff"

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from helpers import Recorder, catalog_bytes, validate_catalog
 
-import stacsync.stac
+import stacsync.catalog.stac
 from stacsync.config import is_included, quick_settings
+from stacsync.core.errors import ManifestLockedError
 from stacsync.demo import demo_config_toml, make_demo_tree
-from stacsync.errors import ManifestLockedError
 from stacsync.manifest import Manifest
+from stacsync.pipeline.sync import SyncPass, rescan
 from stacsync.sources.local import LocalSource
-from stacsync.sync import SyncPass, rescan
 
 GOOD = [
     "RGB.byte.tif",
@@ -210,7 +210,7 @@ def test_modify_one_file_in_200_rewrites_one_item(tmp_path, monkeypatch, schema_
     shutil.copyfile(testdata / "RGB.byte.tif", target)  # new bytes, far outside the extent
     os.utime(target, ns=(0, target.stat().st_mtime_ns - 30 * 10**9))
     rec = Recorder(monkeypatch, tree.root)
-    features = _count_calls(monkeypatch, stacsync.stac, "index_feature")
+    features = _count_calls(monkeypatch, stacsync.catalog.stac, "index_feature")
     summary = rescan(config)
     assert summary.modified == 1 and summary.unchanged == len(tree.files) - 1
     assert rec.extracted == [str(target)]
@@ -377,16 +377,16 @@ def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root,
 
 
 def test_a_reader_bug_costs_one_file_not_the_pass(real_tree, tmp_path, monkeypatch):
-    import stacsync.sync
+    import stacsync.pipeline.sync
 
-    real = stacsync.sync.extract_file
+    real = stacsync.pipeline.sync.extract_file
 
     def flaky(path, **kwargs):
         if path.endswith("elev.tif"):
             raise ZeroDivisionError("bug")
         return real(path, **kwargs)
 
-    monkeypatch.setattr(stacsync.sync, "extract_file", flaky)
+    monkeypatch.setattr(stacsync.pipeline.sync, "extract_file", flaky)
     summary = _quick(real_tree, tmp_path)
     assert summary.errors == 1 and summary.items_written == len(GOOD) - 1
     with Manifest.open_reader(tmp_path / "stacsync.db") as db:
@@ -394,19 +394,19 @@ def test_a_reader_bug_costs_one_file_not_the_pass(real_tree, tmp_path, monkeypat
 
 
 def test_an_item_that_cannot_render_stays_dirty(real_tree, tmp_path, monkeypatch):
-    import stacsync.stac
+    import stacsync.catalog.stac
 
-    real = stacsync.stac.render_item
+    real = stacsync.catalog.stac.render_item
 
     def broken(item, links):
         if item.item_id.endswith("elev.tif"):
             raise ValueError("boom")
         return real(item, links)
 
-    monkeypatch.setattr(stacsync.stac, "render_item", broken)
+    monkeypatch.setattr(stacsync.catalog.stac, "render_item", broken)
     summary = _quick(real_tree, tmp_path)
     assert summary.render_errors == 1 and summary.items_written == len(GOOD) - 1
-    monkeypatch.setattr(stacsync.stac, "render_item", real)
+    monkeypatch.setattr(stacsync.catalog.stac, "render_item", real)
     again = _quick(real_tree, tmp_path)
     assert again.items_written == 1 and again.render_errors == 0
 

@@ -1,4 +1,4 @@
-"""Tests for stacsync.tell through real passes: the parent-catalog link and the keeper's mail."""
+"""Tests for stacsync.keeper.tell through real passes: the parent-catalog link and the mail."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from test_mail import Inbox, start
 from test_sync import _age
 
-from stacsync.sync import rescan
-from stacsync.tell import PARENT_STATE_KEY
+from stacsync.keeper.tell import PARENT_STATE_KEY
+from stacsync.pipeline.sync import rescan
 
 CONFIG = """
 [source]
@@ -63,7 +63,7 @@ def test_the_catalog_is_linked_into_its_parent_once(tree: Path, schema_root) -> 
         "href": "../catalog/catalog.json",
         "type": "application/json",
     }
-    from stacsync.validate import SchemaValidator
+    from stacsync.check.schemas import SchemaValidator
 
     assert SchemaValidator(schema_root).errors(json.loads(parent.read_text())) == []
 
@@ -125,6 +125,7 @@ def test_the_keeper_is_mailed_about_new_collections_and_new_errors(
 
 
 def test_the_catalog_path_matches_the_renderers() -> None:
-    from stacsync import stac, tell
+    from stacsync.catalog import stac
+    from stacsync.keeper import tell
 
     assert stac.catalog_path() == tell.CATALOG

@@ -1,4 +1,4 @@
-"""Config templates are filled by stacsync.templates, never by str.format: no traversal, bounded."""
+"""Config templates are filled by stacsync.config.templates, never str.format: no traversal."""
 
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stacsync.catalog.stac import CollectionInput, Links, render_collection
 from stacsync.config import DEFAULT_ITEM_TITLE, fill_item_title, load_settings
-from stacsync.demo import demo_config_toml, make_demo_tree
-from stacsync.errors import ConfigError
-from stacsync.stac import CollectionInput, Links, render_collection
-from stacsync.sync import rescan
-from stacsync.templates import (
+from stacsync.config.templates import (
     DESCRIPTION,
     ITEM_TITLE,
     MAX_DESCRIPTION,
@@ -25,6 +22,9 @@ from stacsync.templates import (
     Fields,
     Template,
 )
+from stacsync.core.errors import ConfigError
+from stacsync.demo import demo_config_toml, make_demo_tree
+from stacsync.pipeline.sync import rescan
 
 SECRET = "s3cr3t-canary-7f1c"  # stands for IRODS_PASSWORD
 

@@ -22,7 +22,7 @@ from stacsync.demo import demo_config_toml, make_demo_tree
 from stacsync.extract import extract_file, extract_stream
 from stacsync.extract.thumbnail import MAX_SIDE, PNG_SIGNATURE
 from stacsync.manifest import Manifest
-from stacsync.sync import rescan
+from stacsync.pipeline.sync import rescan
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stacsync import stac
-from stacsync.validate import CORE_SCHEMAS, SchemaStoreError, SchemaValidator, packaged_schemas
+from stacsync.catalog import stac
+from stacsync.check.schemas import CORE_SCHEMAS, SchemaStoreError, SchemaValidator, packaged_schemas
 
 PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"

@@ -1,4 +1,4 @@
-"""Tests for stacsync.workers: header extraction in processes gives what threads give."""
+"""Tests for stacsync.pipeline.workers: header extraction in processes gives what threads give."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from helpers import catalog_bytes
 from test_sync import BAD, GOOD, _age
 
-import stacsync.sync
-import stacsync.workers
+import stacsync.pipeline.sync
+import stacsync.pipeline.workers
 from stacsync.config import quick_settings
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
 from stacsync.extract import extract_file
 from stacsync.manifest import Manifest
-from stacsync.sync import SyncPass
-from stacsync.workers import ExtractorPool
+from stacsync.pipeline.sync import SyncPass
+from stacsync.pipeline.workers import ExtractorPool
 
 
 def crash_on_marked_files(path: str, **options):
@@ -57,8 +57,8 @@ def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_pat
             started.append(workers)
             super().__init__(workers)
 
-    monkeypatch.setattr(stacsync.workers, "ExtractorPool", CountedPool)
-    monkeypatch.setattr(stacsync.sync, "MIN_PROCESS_FILES", 5)
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CountedPool)
+    monkeypatch.setattr(stacsync.pipeline.sync, "MIN_PROCESS_FILES", 5)
     catalogs = []
     for workers in (2, 1):
         out = tmp_path / f"w{workers}"
@@ -78,7 +78,7 @@ KILLED_PASS = """
 import os, sys, time
 sys.path.insert(0, {here!r})
 import pidof
-from stacsync.workers import ExtractorPool
+from stacsync.pipeline.workers import ExtractorPool
 
 if __name__ == "__main__":
     pool = ExtractorPool(2, extract=pidof.worker_pid)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import BinaryIO, TypeVar
 
-from stacsync.errors import ExtractError
-from stacsync.records import AssetMeta
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import AssetMeta
 
 __all__ = [
     "ATTEMPTS",

@@ -19,9 +19,9 @@ from affine import Affine
 from shapely.affinity import affine_transform, translate
 from shapely.geometry import MultiPolygon, Polygon, shape
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import BBox
 from stacsync.extract.geometry import outline_4326
-from stacsync.records import BBox
 
 # rasterio.features.shapes sometimes warns, from worker threads, that the in-memory grid it
 # builds has no geotransform: true, and meaningless for tracing in cell space. Set once at

@@ -20,8 +20,8 @@ from shapely.affinity import translate
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, mapping
 from shapely.geometry.polygon import orient
 
-from stacsync.errors import ExtractError
-from stacsync.records import BBox
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import BBox
 
 log = logging.getLogger(__name__)
 

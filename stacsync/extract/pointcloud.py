@@ -25,12 +25,12 @@ from pyproj.crs import GeographicCRS
 from pyproj.crs.coordinate_system import Ellipsoidal3DCS
 from pyproj.exceptions import CRSError
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import AssetMeta, BBox, PointCloudInfo
 from stacsync.extract import is_transient
 from stacsync.extract.copc import CopcError, CopcLayout, read_copc_sample
 from stacsync.extract.footprint import Traced, occupancy, trace
 from stacsync.extract.geometry import footprint_4326, identify_crs, parse_crs
-from stacsync.records import AssetMeta, BBox, PointCloudInfo
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioError, RasterioIOError
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import EO_COMMON_NAMES, AssetMeta, Band, BBox, RasterInfo
 from stacsync.extract import TRANSIENT_ERRNOS, is_transient
 from stacsync.extract.footprint import trace
 from stacsync.extract.geometry import footprint_4326, identify_crs, metres_per_unit
@@ -31,7 +32,6 @@ from stacsync.extract.overview import plan_sample, read_sample
 from stacsync.extract.streams import StreamCache, StreamFiles, StreamView
 from stacsync.extract.thumbnail import render_thumbnail, thumbnail_bands
 from stacsync.extract.tiff import TiffLayout, cog_status, read_tiff_layout
-from stacsync.records import EO_COMMON_NAMES, AssetMeta, Band, BBox, RasterInfo
 
 try:  # GDAL's own error classes, raised for errors GDAL reports after a successful open
     from rasterio._err import CPLE_BaseError

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from stacsync.names import display
-from stacsync.records import SourceEntry
+from stacsync.core.names import display
+from stacsync.core.records import SourceEntry
 
 
 @dataclass

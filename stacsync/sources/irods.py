@@ -18,11 +18,11 @@ from typing import Any, BinaryIO, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from stacsync import irods as seam
+from stacsync.core.records import SourceEntry
 from stacsync.extract import is_transient
-from stacsync.irods import PAGE_SIZE, IrodsClientLike, ObjectRow
-from stacsync.records import SourceEntry
 from stacsync.sources import Listing
+from stacsync.stores import irods as seam
+from stacsync.stores.irods import PAGE_SIZE, IrodsClientLike, ObjectRow
 
 log = logging.getLogger(__name__)
 

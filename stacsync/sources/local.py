@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from stacsync.config import Settings, is_included
-from stacsync.names import display, gdal_can_open
-from stacsync.records import SourceEntry
+from stacsync.core.names import display, gdal_can_open
+from stacsync.core.records import SourceEntry
 from stacsync.sources import Listing
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from stacsync.errors import StacsyncError
-from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
-from stacsync.stac import JSON_TYPE, Links
+from stacsync.catalog.stac import JSON_TYPE, Links
+from stacsync.core.errors import StacsyncError
+from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 
 _PARENT_TYPES = ("Catalog", "Collection")  # STAC lets both hold `child` links
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -18,9 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stacsync.checksum import checksum_stream
+from stacsync.catalog.layout import Layout, Placement
+from stacsync.catalog.render import Renderer
 from stacsync.config import Settings, is_included, load_settings, quick_settings
-from stacsync.errors import ExtractError, SourceUnavailableError, StacsyncError
+from stacsync.core.checksum import checksum_stream
+from stacsync.core.errors import ExtractError, SourceUnavailableError, StacsyncError
+from stacsync.core.names import display
+from stacsync.core.records import AssetMeta, FileState, SourceEntry
 from stacsync.extract import (
     TransientIOError,
     extract_file,
@@ -28,16 +32,12 @@ from stacsync.extract import (
     is_transient,
     retrying,
 )
-from stacsync.layout import Layout, Placement
+from stacsync.keeper.tell import Keeper
 from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
-from stacsync.names import display
-from stacsync.publish import Output
-from stacsync.records import AssetMeta, FileState, SourceEntry
-from stacsync.render import Renderer
+from stacsync.pipeline.assemble import make_output, make_parent_store, make_source
+from stacsync.publish.local import Output
 from stacsync.sources import Listing, Source
-from stacsync.stores import make_output, make_parent_store, make_source
-from stacsync.tables import fetch_tables
-from stacsync.tell import Keeper
+from stacsync.sources.tables import fetch_tables
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ ProgressFn = Callable[[str, int, int], None]
 # same timestamp tick; it is re-checked next pass (the "racy git" problem).
 RACY_WINDOW_NS = 2_000_000_000
 COMMIT_BATCH = 200
-# A first build of this many local files parses headers in processes (stacsync.workers):
+# A first build of this many local files parses headers in processes (stacsync.pipeline.workers):
 # starting them costs ~0.4 s, a header read a few ms.
 MIN_PROCESS_FILES = 200
 
@@ -357,7 +357,7 @@ class SyncPass:
         batch: list[_Result] = []
         workers = self.settings.workers or os.cpu_count() or 1
         if self._worth_processes(work, workers):
-            from stacsync.workers import ExtractorPool  # multiprocessing: only when used
+            from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: only when used
 
             self._processes = ExtractorPool(workers)
             workers *= 2  # threads wait on the processes while others checksum

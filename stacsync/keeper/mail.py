@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stacsync.names import display
+from stacsync.core.names import display
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -80,7 +80,7 @@ class PublishedCollection:
 class MailNotifier:
     """Composes plain-text notices and sends them; never raises into the caller.
 
-    (Not `Notifier`: that is the systemd notifier in `stacsync.notify`.)
+    (Not `Notifier`: that is the systemd notifier in `stacsync.daemon.notify`.)
     """
 
     def __init__(self, settings: MailSettings, environ: Mapping[str, str] | None = None):

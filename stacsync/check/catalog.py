@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
-from stacsync.stac import INDEX_PATH, catalog_path
-from stacsync.validate import SchemaStoreError, SchemaValidator
+from stacsync.catalog.stac import INDEX_PATH, catalog_path
+from stacsync.check.schemas import SchemaStoreError, SchemaValidator
+from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total), like a pass's progress
 

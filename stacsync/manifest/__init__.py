@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stacsync.errors import ManifestLockedError, StacsyncError
-from stacsync.names import display, from_db, is_utf8, to_db
-from stacsync.records import FileState
+from stacsync.core.errors import ManifestLockedError, StacsyncError
+from stacsync.core.names import display, from_db, is_utf8, to_db
+from stacsync.core.records import FileState
 
 # Each migration runs in one transaction that bumps PRAGMA user_version: a failed one stays pending.
 MIGRATIONS: list[tuple[str, str]] = [

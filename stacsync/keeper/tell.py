@@ -9,7 +9,8 @@ import logging
 import posixpath
 from typing import TYPE_CHECKING
 
-from stacsync.mail import (
+from stacsync.catalog.stac import catalog_path, collection_path
+from stacsync.keeper.mail import (
     ANNOUNCED_STATE_KEY,
     MailNotifier,
     PublishedCollection,
@@ -17,13 +18,12 @@ from stacsync.mail import (
     collections_to_announce,
     new_error_list,
 )
-from stacsync.parent import ParentCatalogError, ParentStore, child_href, link_into_parent
-from stacsync.stac import catalog_path, collection_path
+from stacsync.keeper.parent import ParentCatalogError, ParentStore, child_href, link_into_parent
 
 if TYPE_CHECKING:
     from stacsync.config import Settings
     from stacsync.manifest import Manifest
-    from stacsync.sync import PassSummary
+    from stacsync.pipeline.sync import PassSummary
 
 log = logging.getLogger(__name__)
 

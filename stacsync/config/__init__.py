@@ -19,12 +19,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from stacsync.errors import ConfigError
-from stacsync.ids import safe_id
-from stacsync.mail import MailSettings
-from stacsync.names import file_uri, needs_uri, url_quote
-from stacsync.patterns import PathPattern
-from stacsync.templates import DESCRIPTION, ITEM_TITLE, Template
+from stacsync.config.patterns import PathPattern
+from stacsync.config.templates import DESCRIPTION, ITEM_TITLE, Template
+from stacsync.core.errors import ConfigError
+from stacsync.core.ids import safe_id
+from stacsync.core.names import file_uri, needs_uri, url_quote
+from stacsync.keeper.mail import MailSettings
 
 # --------------------------------------------------------------------------------------------
 # Typed settings: what the rest of stacsync reads.
@@ -1152,7 +1152,7 @@ ITEM_TITLE_FIELDS = (*ITEM_TITLE.names, "properties")
 def fill_item_title(
     template: str, item_id: str, when: str, collection: str, properties: Mapping[str, Any]
 ) -> str:
-    """An item's title from its collection's `item_title` template (see stacsync.templates).
+    """An item's title from its collection's `item_title` template (see stacsync.config.templates).
 
     Checked at config time; a template that never was (settings built in code) and cannot be
     parsed is used as written, like a description.

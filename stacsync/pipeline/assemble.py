@@ -9,11 +9,11 @@ import functools
 from typing import TYPE_CHECKING
 
 from stacsync.config import Settings, is_included
-from stacsync.publish import LocalOutput, Output
+from stacsync.publish.local import LocalOutput, Output
 from stacsync.sources.local import LocalSource
 
 if TYPE_CHECKING:
-    from stacsync.parent import ParentStore
+    from stacsync.keeper.parent import ParentStore
     from stacsync.sources import Source
 
 
@@ -21,8 +21,8 @@ def make_source(settings: Settings) -> Source:
     """The source a pass over `settings` reads."""
     if settings.source_irods is None:
         return LocalSource.for_settings(settings)
-    from stacsync.irods import IrodsClient
     from stacsync.sources.irods import IrodsSource
+    from stacsync.stores.irods import IrodsClient
 
     connect = functools.partial(IrodsClient.connect, anonymous=settings.irods.anonymous)
     return IrodsSource(
@@ -39,8 +39,8 @@ def make_output(settings: Settings) -> Output:
     """Where a pass over `settings` publishes: a `LocalOutput` or an `IrodsOutput`."""
     if settings.output_irods is None:
         return LocalOutput(settings.output_path)
-    from stacsync.irods import IrodsClient
-    from stacsync.publish_irods import IrodsOutput
+    from stacsync.publish.irods import IrodsOutput
+    from stacsync.stores.irods import IrodsClient
 
     return IrodsOutput(IrodsClient.connect(), settings.output_irods)
 
@@ -50,9 +50,9 @@ def make_parent_store(settings: Settings, output: Output) -> ParentStore | None:
     if settings.parent_catalog is None:
         return None
     if settings.output_irods is None:
-        from stacsync.parent import LocalParentStore
+        from stacsync.keeper.parent import LocalParentStore
 
         return LocalParentStore()
-    from stacsync.publish_irods import IrodsParentStore
+    from stacsync.publish.irods import IrodsParentStore
 
     return IrodsParentStore(output)

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from stacsync import irods as seam
-from stacsync.errors import OutputError
-from stacsync.irods import ANONYMOUS, IrodsClientLike, iRODSAccess
-from stacsync.publish import TEMP_PREFIX
+from stacsync.core.errors import OutputError
+from stacsync.publish.local import TEMP_PREFIX
+from stacsync.stores import irods as seam
+from stacsync.stores.irods import ANONYMOUS, IrodsClientLike, iRODSAccess
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def ensure_public_read(
 
 
 class IrodsParentStore:
-    """A parent catalog kept in iRODS (`stacsync.parent.ParentStore`), read and replaced
+    """A parent catalog kept in iRODS (`stacsync.keeper.parent.ParentStore`), read and replaced
     through the output's session. Both methods raise OSError.
 
     The keeper's file is replaced atomically: the new bytes are put beside it, the old file

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from stacsync.errors import OutputError
+from stacsync.core.errors import OutputError
 
 TEMP_PREFIX = ".stacsync-tmp-"
 

@@ -21,7 +21,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT7
 
-from stacsync.errors import StacsyncError
+from stacsync.core.errors import StacsyncError
 
 CORE_SCHEMAS: dict[tuple[str, str], str] = {
     (version, kind): f"https://schemas.stacspec.org/v{version}/{path}"

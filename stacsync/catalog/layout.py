@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stacsync.config import CollectionConfig, Settings, TableConfig, to_utc_iso
-from stacsync.errors import ConfigError
-from stacsync.ids import safe_id
+from stacsync.core.errors import ConfigError
+from stacsync.core.ids import safe_id
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 

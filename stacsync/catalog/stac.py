@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stacsync.ids import safe_id
-from stacsync.records import (
+from stacsync.config.templates import DESCRIPTION, Template
+from stacsync.core.ids import safe_id
+from stacsync.core.records import (
     EO_COMMON_NAMES,
     AssetMeta,
     Band,
@@ -24,7 +25,6 @@ from stacsync.records import (
     PointCloudInfo,
     RasterInfo,
 )
-from stacsync.templates import DESCRIPTION, Template
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -55,7 +55,9 @@ HTML_TYPE = "text/html"
 INDEX_PATH = "index.geojson"
 _CATALOG_FILE = "catalog.json"
 _COLLECTION_FILE = "collection.json"
-_PARQUET_FILE = "items.parquet"  # stacsync.geoparquet.PARQUET_PATH, written beside the index
+_PARQUET_FILE = (
+    "items.parquet"  # stacsync.catalog.geoparquet.PARQUET_PATH, written beside the index
+)
 
 SPDX_LICENSE_URL = "https://spdx.org/licenses/{}.html"
 # STAC's words for "no single SPDX license": spdx.org has no page to link them to.
@@ -460,7 +462,7 @@ def _merge_extra(out: dict[str, Any], extra: Mapping[str, Any], cid: str) -> set
 
 
 def _description(c: CollectionInput) -> str:
-    """The description template with counts and dates filled in (see stacsync.templates).
+    """The description template with counts and dates filled in (see stacsync.config.templates).
 
     The config check refuses what cannot be filled; should such a template get here anyway (a
     caller that skipped the check), the text is published as written rather than failing the

@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from stacsync import stac
-from stacsync.checksum import sha256_hex
+from stacsync.catalog import stac
 from stacsync.config import fill_item_title, rewrite_href
-from stacsync.records import AssetMeta
+from stacsync.core.checksum import sha256_hex
+from stacsync.core.records import AssetMeta
 
 if TYPE_CHECKING:
+    from stacsync.catalog.layout import Layout
     from stacsync.config import CollectionConfig, Settings
-    from stacsync.layout import Layout
     from stacsync.manifest import Manifest
-    from stacsync.publish import Output
+    from stacsync.pipeline.sync import PassSummary
+    from stacsync.publish.local import Output
     from stacsync.sources import Source
-    from stacsync.sync import PassSummary
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ class Renderer:
 
         Switched off, a file this stacsync wrote is removed rather than left to go stale.
         """
-        from stacsync.geoparquet import PARQUET_PATH
+        from stacsync.catalog.geoparquet import PARQUET_PATH
 
         path = PARQUET_PATH
         if not self.settings.geoparquet:
@@ -340,7 +340,7 @@ class Renderer:
         return self._write_parquet(path)
 
     def _write_parquet(self, path: str) -> bool:
-        from stacsync.geoparquet import GeoParquetError, write_items_parquet
+        from stacsync.catalog.geoparquet import GeoParquetError, write_items_parquet
 
         hasher = _HashingWriter()
         try:

@@ -16,9 +16,9 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stacsync.errors import StacsyncError
-from stacsync.publish import TEMP_PREFIX  # what LocalOutput sweeps after a crash
-from stacsync.stac import STAC_VERSION
+from stacsync.catalog.stac import STAC_VERSION
+from stacsync.core.errors import StacsyncError
+from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -11,7 +11,7 @@ import textwrap
 from typing import Any
 
 from stacsync.config import KIND_DOCS, REQUIRED, ROOT, SECTIONS, Key, Section, child_sections
-from stacsync.errors import ConfigError
+from stacsync.core.errors import ConfigError
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

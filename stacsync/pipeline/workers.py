@@ -16,9 +16,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import PurePath
 from typing import Any
 
-from stacsync.errors import ExtractError
+from stacsync.core.errors import ExtractError
+from stacsync.core.records import AssetMeta
 from stacsync.extract import extract_file
-from stacsync.records import AssetMeta
 
 log = logging.getLogger(__name__)
 

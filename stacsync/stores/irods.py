@@ -23,7 +23,7 @@ from irods.column import Criterion, In
 from irods.models import Collection, CollectionAccess, DataAccess, DataObject, User
 from irods.session import NonAnonymousLoginWithoutPassword, iRODSSession
 
-from stacsync.errors import StacsyncError
+from stacsync.core.errors import StacsyncError
 
 __all__ = [
     "ANONYMOUS",

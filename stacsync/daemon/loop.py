@@ -21,15 +21,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from stacsync.config import MIN_INTERVAL, Settings, is_included, read_toml, settings_from_dict
-from stacsync.errors import ConfigError, SourceUnavailableError, StacsyncError
+from stacsync.core.errors import ConfigError, SourceUnavailableError, StacsyncError
+from stacsync.core.records import SourceEntry
+from stacsync.daemon.notify import Notifier
+from stacsync.daemon.watch import (
+    EventWatcher,
+    Hint,
+    Mount,
+    Settler,
+    mount_of,
+    polled_mounts,
+    read_mounts,
+)
 from stacsync.manifest import Manifest
-from stacsync.notify import Notifier
-from stacsync.publish import Output
-from stacsync.records import SourceEntry
+from stacsync.pipeline.assemble import make_output, make_source
+from stacsync.pipeline.sync import PassSummary, SyncPass
+from stacsync.publish.local import Output
 from stacsync.sources import IncrementalSource, Listing, Source
-from stacsync.stores import make_output, make_source
-from stacsync.sync import PassSummary, SyncPass
-from stacsync.watch import EventWatcher, Hint, Mount, Settler, mount_of, polled_mounts, read_mounts
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,4 @@
+"""`stacsync run`: the event and poll loop, settling, systemd notify.
+
+Each pass it runs is the pipeline's.
+"""
