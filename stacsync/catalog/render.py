@@ -23,8 +23,8 @@ from stacsync.core.records import AssetMeta
 if TYPE_CHECKING:
     from stacsync.catalog.layout import Layout
     from stacsync.config import CollectionConfig, Settings
+    from stacsync.core.summary import PassSummary
     from stacsync.manifest import Manifest
-    from stacsync.pipeline.sync import PassSummary
     from stacsync.publish.local import Output
     from stacsync.sources import Source
 

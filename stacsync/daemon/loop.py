@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from stacsync.config import MIN_INTERVAL, Settings, is_included, read_toml, settings_from_dict
 from stacsync.core.errors import ConfigError, SourceUnavailableError, StacsyncError
 from stacsync.core.records import SourceEntry
+from stacsync.core.summary import PassSummary
 from stacsync.daemon.notify import Notifier
 from stacsync.daemon.watch import (
     EventWatcher,
@@ -35,7 +36,7 @@ from stacsync.daemon.watch import (
 )
 from stacsync.manifest import Manifest
 from stacsync.pipeline.assemble import make_output, make_source
-from stacsync.pipeline.sync import PassSummary, SyncPass
+from stacsync.pipeline.sync import SyncPass
 from stacsync.publish.local import Output
 from stacsync.sources import IncrementalSource, Listing, Source
 

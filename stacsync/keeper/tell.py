@@ -22,8 +22,8 @@ from stacsync.keeper.parent import ParentCatalogError, ParentStore, child_href, 
 
 if TYPE_CHECKING:
     from stacsync.config import Settings
+    from stacsync.core.summary import PassSummary
     from stacsync.manifest import Manifest
-    from stacsync.pipeline.sync import PassSummary
 
 log = logging.getLogger(__name__)
 

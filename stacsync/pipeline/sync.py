@@ -14,7 +14,7 @@ import posixpath
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from stacsync.core.checksum import checksum_stream
 from stacsync.core.errors import ExtractError, SourceUnavailableError, StacsyncError
 from stacsync.core.names import display
 from stacsync.core.records import AssetMeta, FileState, SourceEntry
+from stacsync.core.summary import PassSummary
 from stacsync.extract import (
     TransientIOError,
     extract_file,
@@ -51,35 +52,6 @@ COMMIT_BATCH = 200
 # A first build of this many local files parses headers in processes (stacsync.pipeline.workers):
 # starting them costs ~0.4 s, a header read a few ms.
 MIN_PROCESS_FILES = 200
-
-
-@dataclass
-class PassSummary:
-    """What one pass did; `to_dict()` is the `--json` output."""
-
-    added: int = 0
-    modified: int = 0
-    touched: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    deferred: int = 0
-    unmatched: int = 0
-    errors: int = 0  # files in error after this pass
-    new_errors: int = 0  # files that went into error during this pass
-    render_errors: int = 0  # items that could not be rendered (logged; retried next pass)
-    items_written: int = 0
-    items_deleted: int = 0
-    collections_written: int = 0
-    catalog_written: bool = False
-    index_written: bool = False
-    files_without_rows: int = 0
-    table_rows_without_files: dict[str, list[str]] = field(default_factory=dict)
-    listing_problems: list[str] = field(default_factory=list)
-    output: str = ""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
