@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,28 @@ class DaemonProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
         self.terminated |= signum == signal.SIGTERM
+
+    def run_until(self, predicate: Callable[[], bool], timeout: float = 120.0) -> bool:
+        """Let the daemon run in small steps, frozen (SIGSTOP) between them, until
+        `predicate()` holds; it is left frozen there (SIGCONT resumes it).
+
+        A signal sent now lands exactly where `predicate` saw the daemon, on a fast machine
+        and on a loaded one alike. False when `timeout` passed first.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.signal(signal.SIGSTOP)
+            wait_for(self._frozen, 10, "the daemon to stop")
+            if predicate():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            self.signal(signal.SIGCONT)
+            time.sleep(0.005)  # one small step of work, then look again
+
+    def _frozen(self) -> bool:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
 
     def stop(self, timeout: float = 10.0) -> tuple[int, float]:
         """SIGTERM; the exit code and how long it took."""
@@ -322,6 +345,18 @@ def test_sighup_reload_keeps_old_config_when_new_one_is_bad(tree, tmp_path, daem
     assert daemon.stop()[0] == 0
 
 
+def _pass_state(db: Path) -> str:
+    """ "none", "running" (the last pass began and has not finished) or "finished"."""
+    if not db.exists():
+        return "none"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            row = conn.execute("SELECT finished FROM pass ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # the schema is being created
+            return "none"
+    return "none" if row is None else "finished" if row[0] else "running"
+
+
 def test_sigterm_during_a_large_pass_exits_promptly_and_restart_converges(
     tmp_path, daemons, testdata
 ):
@@ -335,10 +370,14 @@ def test_sigterm_during_a_large_pass_exits_promptly_and_restart_converges(
     config = write_config(tmp_path)
     daemon = daemons(config, "--settle-seconds", "1")
     daemon.wait_log("watching")
-    time.sleep(0.3)  # inside the startup pass
-    code, took = daemon.stop()
+    assert daemon.run_until(lambda: _pass_state(tmp_path / "stacsync.db") == "running")
+    daemon.signal(signal.SIGTERM)
+    daemon.signal(signal.SIGCONT)
+    code, _ = daemon.stop(timeout=60)
     assert code == 0, daemon.log()
-    assert took < 5, f"SIGTERM took {took:.1f} s"
+    # It stopped between two files of the pass, not after the pass: nothing half-done is kept.
+    assert "pass stopped between commits" in daemon.log()
+    assert _pass_state(tmp_path / "stacsync.db") == "running"
 
     daemon = daemons(config, "--settle-seconds", "1")
     daemon.wait_log("startup pass (full)", timeout=60)
