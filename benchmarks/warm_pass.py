@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from benchmarks.bare_walk import walk
-from stacsync.config import load_settings
-from stacsync.manifest import Manifest
+from stacsync.config.load import load_settings
+from stacsync.manifest.db import Manifest
 from stacsync.pipeline.sync import SyncPass
 
 

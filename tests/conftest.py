@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from processes import DaemonProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -48,3 +49,18 @@ def copy_testdata(testdata: Path, tmp_path: Path):
         return dest
 
     return copy
+
+
+@pytest.fixture
+def daemons():
+    """Start daemons; whatever a test leaves running is stopped (and killed if need be)."""
+    started: list[DaemonProcess] = []
+
+    def start(config: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        daemon = DaemonProcess(config, *args, env=env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

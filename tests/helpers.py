@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ class Recorder:
     _active: ClassVar[list[Recorder]] = []
 
     def __init__(self, monkeypatch, source_root: Path):
-        import stacsync.pipeline.sync
+        import stacsync.pipeline.examine
         import stacsync.publish.local
 
         self.source_root = str(Path(source_root).resolve())
@@ -32,8 +33,8 @@ class Recorder:
         self.written: Counter[str] = Counter()
         self.deleted: list[str] = []
 
-        real_extract = stacsync.pipeline.sync.extract_file
-        real_checksum = stacsync.pipeline.sync.checksum_stream
+        real_extract = stacsync.pipeline.examine.extract_file
+        real_checksum = stacsync.pipeline.examine.checksum_stream
 
         def extract(path, **kwargs):
             self.extracted.append(str(path))
@@ -54,8 +55,8 @@ class Recorder:
             self.deleted.append(relpath)
             return real_delete(output, relpath)
 
-        monkeypatch.setattr(stacsync.pipeline.sync, "extract_file", extract)
-        monkeypatch.setattr(stacsync.pipeline.sync, "checksum_stream", checksum)
+        monkeypatch.setattr(stacsync.pipeline.examine, "extract_file", extract)
+        monkeypatch.setattr(stacsync.pipeline.examine, "checksum_stream", checksum)
         monkeypatch.setattr(stacsync.publish.local.LocalOutput, "open_atomic", open_atomic)
         monkeypatch.setattr(stacsync.publish.local.LocalOutput, "delete", delete)
         if not Recorder._hook_installed:
@@ -112,3 +113,61 @@ def catalog_bytes(output: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()
     }
+
+
+# -- shared test data: real files from ../shared/testdata --------------------------------
+
+GOOD = [
+    "RGB.byte.tif",
+    "dataset_cog.tif",
+    "elev.tif",
+    "dataset_dateline.tif",
+    "2d_test.tif",
+    "autzen_trim.laz",
+    "simple.copc.laz",
+    "autzen-utm.las",
+]
+
+BAD = [
+    "empty.tif",
+    "not_a_tiff.tif",
+    "truncated_RGB.byte.tif",
+    "truncated_autzen_trim.laz",
+    "garbage_nVariableLength.las",
+    "1.2-no-points.las",
+    "warsaw_small.las",
+    "simple.las",
+    "1234_red_0_green_0_blue.tif",
+    "goes.tif",
+    "dataset_mars.tif",
+    "test_rpcs.tif",
+]
+
+CSV = "Id,plot,collection_date\nwest_a,P1,2019-05-19\nwest_b,P1,2019-05-19\nnorth,P2,2019-05-21\n"
+
+CSV_CONFIG = """
+[source]
+path = "src"
+[output]
+path = "catalog"
+[[collection]]
+id = "srer-2019"
+license = "CC-BY-SA-4.0"
+match = '(?P<asset>[^/]+)\\.(tif|laz)$'
+[collection.table]
+path = "plots.csv"
+key = "Id"
+item_column = "plot"
+datetime = "collection_date"
+[collection.properties]
+platform = "DJI Phantom 4 RTK"
+"sci:doi" = "10.1002/ecs2.3649"
+"""
+
+
+def age(root: Path, seconds: float = 60) -> None:
+    """Make every file older than the racy-mtime window, as files on a store usually are."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))

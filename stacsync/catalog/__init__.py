@@ -1,4 +1,5 @@
-"""The STAC model: manifest rows to items, collections, the catalog and the index.
+"""The STAC model: manifest rows to pystac items, collections, the catalog and the index.
 
-Pure builders (stac), the placement of files (layout), rendering and GeoParquet.
+links (paths, hrefs) · model (pystac glue) · items · footprint · collections · summaries ·
+index · render (the driver) · layout (placement from tables) · geoparquet, hrefs, titles.
 """

@@ -5,41 +5,26 @@ Memory stays bounded: items are converted a batch at a time and spilled to disk 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stacsync.catalog.stac import STAC_VERSION
+from stacsync.catalog.links import PARQUET_PATH
+from stacsync.core.atomic import TEMP_PREFIX, atomic_path
 from stacsync.core.errors import StacsyncError
-from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-PARQUET_PATH = "items.parquet"
-DEFAULT_BATCH_SIZE = 1000
 
-# The smallest valid item: its Arrow schema is what an empty catalog's file is written with,
-# so even an empty items.parquet has the columns and `geo` metadata readers expect.
-_EMPTY_SCHEMA_ITEM: dict[str, Any] = {
-    "type": "Feature",
-    "stac_version": STAC_VERSION,
-    "stac_extensions": [],
-    "id": "-",
-    "collection": "-",
-    "geometry": {"type": "Point", "coordinates": [0.0, 0.0]},
-    "bbox": [0.0, 0.0, 0.0, 0.0],
-    "properties": {"datetime": "2000-01-01T00:00:00Z"},
-    "links": [],
-    "assets": {},
-}
+DEFAULT_BATCH_SIZE = 1000
 
 
 class GeoParquetError(StacsyncError):
@@ -122,7 +107,7 @@ def _spill(
         schemas.append(table.schema)
         rows += table.num_rows
     if not schemas:
-        schemas.append(_to_arrow([_EMPTY_SCHEMA_ITEM]).schema)
+        schemas.append(_to_arrow([_smallest_item()]).schema)
     try:
         # Batches differ when items do (an extra asset, an int where another has a float):
         # "permissive" widens to a schema that holds them all.
@@ -130,6 +115,18 @@ def _spill(
     except pa.ArrowException as exc:  # invalid, type, not-implemented: all the same here
         raise GeoParquetError(f"items cannot share one GeoParquet schema: {_short(exc)}") from exc
     return _Chunks(files, schema, rows)
+
+
+def _smallest_item() -> dict[str, Any]:
+    """The smallest valid item: an empty catalog's file gets its Arrow schema, so even an empty
+    items.parquet has the columns and `geo` metadata readers expect."""
+    import pystac
+
+    from stacsync.catalog.model import to_dict
+
+    moment = datetime(2000, 1, 1, tzinfo=UTC)
+    point = {"type": "Point", "coordinates": [0.0, 0.0]}
+    return to_dict(pystac.Item("-", point, [0.0, 0.0, 0.0, 0.0], moment, {}, collection="-"))
 
 
 def _batches(
@@ -159,16 +156,8 @@ def _to_arrow(batch: list[dict[str, Any]]) -> pa.Table:
 
 
 def _write_file_atomically(chunks: _Chunks, target: Path) -> int:
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".parquet", dir=target.parent)
-    os.close(fd)
-    try:
-        _write_geoparquet(chunks, Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(target, suffix=".parquet") as tmp:
+        _write_geoparquet(chunks, tmp)
     return target.stat().st_size
 
 

@@ -15,7 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from stacsync.config import CollectionConfig, Settings, TableConfig, to_utc_iso
+from stacsync.config.kinds import to_utc_iso
+from stacsync.config.settings import CollectionConfig, Settings, TableConfig
 from stacsync.core.errors import ConfigError
 from stacsync.core.ids import safe_id
 

@@ -15,22 +15,39 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from stacsync.catalog import stac
-from stacsync.config import fill_item_title, rewrite_href
+# items, collections, index and model build through pystac: they are imported where something
+# renders, so that a pass with nothing to render never loads pystac (tens of ms at start-up).
+from stacsync.catalog import summaries
+from stacsync.catalog.hrefs import rewrite_href
+from stacsync.catalog.links import (
+    INDEX_PATH,
+    PARQUET_PATH,
+    Links,
+    catalog_path,
+    collection_path,
+    item_path,
+    thumbnail_path,
+)
+from stacsync.catalog.titles import fill_item_title
 from stacsync.core.checksum import sha256_hex
 from stacsync.core.records import AssetMeta
 
 if TYPE_CHECKING:
     from stacsync.catalog.layout import Layout
-    from stacsync.config import CollectionConfig, Settings
+    from stacsync.config.settings import CollectionConfig, Settings
     from stacsync.core.summary import PassSummary
-    from stacsync.manifest import Manifest
-    from stacsync.publish.local import Output
+    from stacsync.manifest.db import Manifest
+    from stacsync.publish.base import Output
     from stacsync.sources import Source
 
 log = logging.getLogger(__name__)
 
 COMMIT_BATCH = 200
+
+# The shape of what the model writes from the same manifest rows, part of the pass's layout
+# fingerprint: a new value has the next pass re-render every item once (an item whose bytes
+# come out the same is not rewritten). 2: objects built through pystac, in its key order.
+ITEM_FORMAT = 2
 
 
 class Renderer:
@@ -49,7 +66,7 @@ class Renderer:
         self.output = output
         self.layout = layout
         self.source = source
-        self.links = stac.Links(settings.public_url)
+        self.links = Links(settings.public_url)
         self.collections = {c.id: c for c in settings.collections}
 
     def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
@@ -68,7 +85,7 @@ class Renderer:
         self._render_parquet(force=summary.index_written)
 
     def _summary_file_missing(self) -> bool:
-        paths = [stac.catalog_path(), *map(stac.collection_path, self.collections)]
+        paths = [catalog_path(), *map(collection_path, self.collections)]
         return not all(self.output.exists(p) for p in paths)
 
     # -- items ---------------------------------------------------------------------------
@@ -78,7 +95,7 @@ class Renderer:
         missing = [
             (cid, iid)
             for cid, iid, digest in self.db.item_hashes()
-            if digest is not None and not self.output.exists(stac.item_path(cid, iid))
+            if digest is not None and not self.output.exists(item_path(cid, iid))
         ]
         if missing:
             with self.db.transaction():
@@ -103,22 +120,24 @@ class Renderer:
         """Render one item; write it if its bytes changed. True when the disk changed."""
         rows = self.db.item_files(cid, iid)
         collection = self.collections.get(cid)
-        relpath = stac.item_path(cid, iid)
+        relpath = item_path(cid, iid)
         if not rows or collection is None:
             existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
             self.output.delete(relpath)
-            self._drop_thumbnail(stac.thumbnail_path(cid, iid))
+            self._drop_thumbnail(thumbnail_path(cid, iid))
             self.db.delete_item(cid, iid)
             self._summaries_stale(cid)
             summary.items_deleted += int(existed)
             return existed
+        from stacsync.catalog import items, model
+
         item_input = self._item_input(collection, iid, rows)
         thumbnail = self._thumbnail_source(rows, item_input.assets)
         item_input = dataclasses.replace(item_input, thumbnail=thumbnail is not None)
-        item = stac.render_item(item_input, self.links)
+        item = items.render_item(item_input, self.links)
         # The PNG first, so that no published item points at one that is not there yet.
-        self._publish_thumbnail(stac.thumbnail_path(cid, iid), thumbnail)
-        data = stac.dumps(item)
+        self._publish_thumbnail(thumbnail_path(cid, iid), thumbnail)
+        data = model.dumps(item)
         digest = sha256_hex(data)
         written = False
         if digest != self.db.item_hash(cid, iid) or not self.output.exists(relpath):
@@ -127,7 +146,7 @@ class Renderer:
             written = True
         west, south, east, north = item["bbox"]
         props = item["properties"]
-        facts = stac.feature_line(stac.summary_digest(item))
+        facts = model.feature_line(summaries.summary_digest(item))
         if facts != self.db.item_digest(cid, iid):
             self._summaries_stale(cid)  # in this transaction: a crash cannot lose it
         self.db.store_item(
@@ -136,7 +155,7 @@ class Renderer:
             {
                 "json": data.decode("utf-8"),
                 "json_hash": digest,
-                "feature": stac.feature_line(self._index_feature(item)),
+                "feature": model.feature_line(self._index_feature(item)),
                 "digest": facts,
                 "west": west,
                 "south": south,
@@ -149,13 +168,15 @@ class Renderer:
         return written
 
     def _item_input(self, collection: CollectionConfig, iid: str, rows: list) -> Any:
+        from stacsync.catalog import items
+
         assets = []
         metas = []
         for row in rows:
             meta = AssetMeta.from_json(row["meta_json"])
             metas.append(meta)
             assets.append(
-                stac.AssetInput(
+                items.AssetInput(
                     key=row["asset_key"],
                     href=rewrite_href(self.settings, self.source.local_path(row["path"])),
                     title=collection.asset_titles.get(row["asset_key"]),
@@ -173,7 +194,7 @@ class Renderer:
         title = fill_item_title(
             collection.item_title, iid, when, collection.title or collection.id, properties
         )
-        return stac.ItemInput(
+        return items.ItemInput(
             collection_id=collection.id,
             item_id=iid,
             datetime=when,
@@ -189,8 +210,10 @@ class Renderer:
         The orthomosaic's, else the first elevation model's, else the first other raster's;
         point clouds have none. An item with a data asset keyed "thumbnail" gets none.
         """
+        from stacsync.catalog.items import THUMBNAIL_KEY
+
         hashes = self.db.thumbnail_hashes(row["path"] for row in rows)
-        if not hashes or any(a.key == stac.THUMBNAIL_KEY for a in assets):
+        if not hashes or any(a.key == THUMBNAIL_KEY for a in assets):
             return None
         ranked = sorted(
             (_thumbnail_rank(asset.key, asset.meta), asset.key, row["path"])
@@ -226,10 +249,13 @@ class Renderer:
     # -- collections, catalog, index -----------------------------------------------------
 
     def _render_collections(self, summary: PassSummary) -> None:
+        from stacsync.catalog.collections import CollectionInput, render_collection
+        from stacsync.catalog.model import dumps
+
         for cid, collection in self.collections.items():
             extent = self.db.collection_extent(cid)
-            doc = stac.render_collection(
-                stac.CollectionInput(
+            doc = render_collection(
+                CollectionInput(
                     id=cid,
                     title=collection.title,
                     description=collection.description,
@@ -246,33 +272,29 @@ class Renderer:
                 ),
                 self.links,
             )
-            summary.collections_written += int(
-                self._publish(stac.collection_path(cid), stac.dumps(doc))
-            )
+            summary.collections_written += int(self._publish(collection_path(cid), dumps(doc)))
         self._drop_unconfigured_collections()
 
     def _items_summary(self, cid: str) -> Any:
         """The collection's summaries and item_assets: recomputed over every item's digest only
         when a digest changed or an item came or went since they were last computed."""
-        key = f"summaries:{cid}"
-        cached = self.db.get_state(key)
-        if cached is not None and self.db.get_state(f"{key}:stale") is None:
-            return stac.ItemsSummary(**json.loads(cached))
-        found = stac.summarise_items(self._stored_items(cid))
+        cached = self.db.state.collection_summaries(cid)
+        if cached is not None:
+            return summaries.ItemsSummary(**json.loads(cached))
+        found = summaries.summarise_items(self._stored_items(cid))
         with self.db.transaction():
             # Not sort_keys: the cached mappings must come back in the order they render in.
-            self.db.set_state(key, json.dumps(dataclasses.asdict(found)))
-            self.db.delete_state(f"{key}:stale")
+            self.db.state.set_collection_summaries(cid, json.dumps(dataclasses.asdict(found)))
         return found
 
     def _summaries_stale(self, cid: str) -> None:
-        self.db.set_state(f"summaries:{cid}:stale", "1")
+        self.db.state.mark_summaries_stale(cid)
 
     def _stored_items(self, cid: str) -> Iterator[dict[str, Any]]:
         # The small digests, parsed one at a time as the summary consumes them; an item
         # rendered before digests were stored is digested from its JSON.
         for digest, text in self.db.collection_item_digests(cid):
-            yield json.loads(digest) if digest else stac.summary_digest(json.loads(text))
+            yield json.loads(digest) if digest else summaries.summary_digest(json.loads(text))
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
@@ -287,8 +309,11 @@ class Renderer:
                     self.db.set_written_hash(path, None)
 
     def _render_catalog(self) -> bool:
-        doc = stac.render_catalog(
-            stac.CatalogInput(
+        from stacsync.catalog.collections import CatalogInput, render_catalog
+        from stacsync.catalog.model import dumps
+
+        doc = render_catalog(
+            CatalogInput(
                 id=self.settings.catalog_id,
                 title=self.settings.catalog_title,
                 description=self.settings.catalog_description,
@@ -296,7 +321,7 @@ class Renderer:
             ),
             self.links,
         )
-        return self._publish(stac.catalog_path(), stac.dumps(doc))
+        return self._publish(catalog_path(), dumps(doc))
 
     def _publish(self, relpath: str, data: bytes) -> bool:
         """Write a non-item catalog file if its bytes changed or it is missing."""
@@ -310,13 +335,15 @@ class Renderer:
 
     def _render_index(self, force: bool) -> bool:
         """Stream index.geojson from the stored item JSON when any item changed."""
-        path = stac.INDEX_PATH
+        path = INDEX_PATH
         if not force and self.db.written_hash(path) and self.output.exists(path):
             return False
+        from stacsync.catalog.index import write_index
+
         hasher = _HashingWriter()
         with self.output.open_atomic(path) as out:
             hasher.target = out
-            stac.write_index(self._feature_lines(), hasher)
+            write_index(self._feature_lines(), hasher)
         with self.db.transaction():
             self.db.set_written_hash(path, hasher.hexdigest())
         return True
@@ -326,8 +353,6 @@ class Renderer:
 
         Switched off, a file this stacsync wrote is removed rather than left to go stale.
         """
-        from stacsync.catalog.geoparquet import PARQUET_PATH
-
         path = PARQUET_PATH
         if not self.settings.geoparquet:
             if self.db.written_hash(path) is not None:
@@ -363,12 +388,16 @@ class Renderer:
             yield text
 
     def _feature_lines(self):
+        from stacsync.catalog.model import feature_line
+
         for _cid, _iid, line, text in self.db.iter_index_features():
-            yield line or stac.feature_line(self._index_feature(json.loads(text)))
+            yield line or feature_line(self._index_feature(json.loads(text)))
 
     def _index_feature(self, item: dict[str, Any]) -> dict[str, Any]:
-        href = self.links.href(stac.INDEX_PATH, stac.item_path(item["collection"], item["id"]))
-        return stac.index_feature(item, href)
+        from stacsync.catalog import index
+
+        href = self.links.href(INDEX_PATH, item_path(item["collection"], item["id"]))
+        return index.index_feature(item, href)
 
 
 # Asset keys of an orthomosaic: the thumbnail an item shows first.

@@ -5,123 +5,29 @@ Offline: absolute URLs are mapped back to local folders when told how, else not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
 import re
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-from stacsync.catalog.stac import INDEX_PATH, catalog_path
+from stacsync.catalog.links import INDEX_PATH, catalog_path
+from stacsync.check.index import differing_fields, item_digest, iter_features
+from stacsync.check.report import CheckReport, Kind, Problem, Unchecked, UrlMap
 from stacsync.check.schemas import SchemaStoreError, SchemaValidator
-from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
+from stacsync.config.kinds import check_url
+from stacsync.core.atomic import TEMP_PREFIX  # what an output sweeps after a crash
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total), like a pass's progress
 
 STAC_TYPES = {"Catalog": "catalogs", "Collection": "collections", "Feature": "items"}
-COUNTED = ("catalogs", "collections", "items", "links", "assets", "index features")
 FOLLOWED_RELS = frozenset(("child", "item"))
 _PLAIN_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # the same rule as jsonschema's json_path
-_INDEX_HEAD = b'{"type":"FeatureCollection","features":['  # how stac.write_index frames it
-
-
-class Kind(StrEnum):
-    """What sort of problem a line reports."""
-
-    JSON = "json"  # missing, unreadable, not JSON or not a STAC object
-    SCHEMA = "schema"
-    LINK = "link"
-    ASSET = "asset"
-    ORPHAN = "orphan"
-    INDEX = "index"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One broken thing: the file (relative to the output), the field's JSON path, what."""
-
-    file: str
-    where: str
-    message: str
-    kind: Kind
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.where}: {self.message}"
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "file": self.file,
-            "where": self.where,
-            "kind": self.kind.value,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class Unchecked:
-    """An absolute href that could only be checked over the network, so was not."""
-
-    file: str
-    where: str
-    href: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"file": self.file, "where": self.where, "href": self.href}
-
-
-@dataclass(frozen=True)
-class UrlMap:
-    """An absolute URL prefix whose files are also in a local folder."""
-
-    url: str
-    folder: Path
-
-    @classmethod
-    def parse(cls, text: str) -> UrlMap:
-        """`URL=PATH`, as given to `--source-url`."""
-        url, sep, folder = text.partition("=")
-        if not sep or not url or not folder:
-            raise ValueError(f"{text!r}: expected URL=PATH")
-        return cls(check_url(url), Path(folder))
-
-    def local(self, href: str) -> Path | None:
-        """The local file `href` names, or None when it is not under this URL."""
-        prefix = self.url.rstrip("/")
-        if href != prefix and not href.startswith(prefix + "/"):
-            return None
-        rest = urlsplit(href[len(prefix) :]).path
-        return self.folder / os.fsdecode(unquote_to_bytes(rest)).lstrip("/")
-
-
-@dataclass
-class CheckReport:
-    """Everything `check_catalog` found; `ok` when there is no problem."""
-
-    output: Path
-    public_urls: tuple[str, ...] = ()
-    problems: list[Problem] = field(default_factory=list)
-    unchecked: list[Unchecked] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "output": str(self.output),
-            "public_urls": list(self.public_urls),
-            "counts": {key: self.counts[key] for key in sorted(self.counts)},
-            "problems": [p.to_dict() for p in self.problems],
-            "not_checked": [u.to_dict() for u in self.unchecked],
-        }
 
 
 def check_catalog(
@@ -147,13 +53,6 @@ def check_catalog(
         progress or (lambda phase, done, total: None),
     )
     return checker.run()
-
-
-def check_url(url: str) -> str:
-    """`url` without a trailing slash; ValueError unless it is an absolute http(s) URL."""
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise ValueError(f"{url!r}: expected an http(s) URL")
-    return url.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -264,7 +163,7 @@ class _Checker:
             self.seen.update(targets)
         self._check_assets(path, obj.get("assets"))
         if obj["type"] == "Feature" and follow:
-            digest = _digest(obj, posixpath.dirname(rel))
+            digest = item_digest(obj, posixpath.dirname(rel))
             self.items.setdefault((obj.get("collection"), obj.get("id")), (rel, digest))
         return targets if follow else []
 
@@ -363,7 +262,7 @@ class _Checker:
             return
         listed: dict[tuple[Any, Any], int] = {}
         try:
-            for i, feature in _iter_features(path):
+            for i, feature in iter_features(path):
                 self._check_feature(path, i, feature, listed)
                 self.progress("index", i + 1, max(len(self.items), i + 1))
         except (OSError, ValueError) as exc:
@@ -398,8 +297,8 @@ class _Checker:
                 "catalog.json",
                 Kind.INDEX,
             )
-        elif _digest(feature, posixpath.dirname(INDEX_PATH)) != item[1]:
-            fields = _differing_fields(feature, self.root, item[0])
+        elif item_digest(feature, posixpath.dirname(INDEX_PATH)) != item[1]:
+            fields = differing_fields(feature, self.root, item[0])
             self._problem(INDEX_PATH, label, f"{fields} differ from {item[0]}", Kind.INDEX)
 
 
@@ -430,77 +329,6 @@ def _json_files(root: Path) -> Iterator[Path]:
         for name in sorted(names):
             if name.endswith(".json") and not name.startswith(TEMP_PREFIX):
                 yield Path(folder) / name
-
-
-def _iter_features(path: Path) -> Iterator[tuple[int, Any]]:
-    """The index's features, streamed line by line when stacsync wrote it (it can be big)."""
-    with path.open("rb") as stream:
-        head = stream.readline()
-        if head.strip() != _INDEX_HEAD:
-            data = json.loads(head + stream.read())
-            if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-                raise ValueError("the top level is not a FeatureCollection")
-            features = data.get("features")
-            if not isinstance(features, list):
-                raise ValueError("'features' is not an array")
-            yield from enumerate(features)
-            return
-        yield from _framed_features(stream)
-
-
-def _framed_features(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
-    count = 0
-    for number, raw in enumerate(lines, start=2):
-        line = raw.strip()
-        if line == b"]}":
-            return
-        if line:
-            try:
-                yield count, json.loads(line.removesuffix(b","))
-            except ValueError as exc:
-                raise ValueError(f"line {number}: {exc}") from None
-            count += 1
-    raise ValueError("truncated: no closing ']}'")
-
-
-def _digest(obj: dict[str, Any], folder: str) -> str:
-    """What an item and its index feature share: everything but links."""
-    text = json.dumps(
-        _comparable(obj, folder), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _comparable(obj: dict[str, Any], folder: str) -> dict[str, Any]:
-    """Everything but links, relative asset hrefs (a thumbnail beside its item) taken as where
-    they lead from `folder`, the folder of the file holding them: the index rebases them."""
-    body = {key: value for key, value in obj.items() if key != "links"}
-    assets = body.get("assets")
-    if isinstance(assets, dict):
-        body["assets"] = {
-            key: _resolved_href(asset, folder) if isinstance(asset, dict) else asset
-            for key, asset in assets.items()
-        }
-    return body
-
-
-def _resolved_href(asset: dict[str, Any], folder: str) -> dict[str, Any]:
-    href = asset.get("href")
-    if not isinstance(href, str) or "://" in href or href.startswith("/"):
-        return asset
-    return {**asset, "href": posixpath.normpath(posixpath.join(folder, href))}
-
-
-def _differing_fields(feature: dict[str, Any], root: Path, item_file: str) -> str:
-    try:
-        item = json.loads((root / item_file).read_bytes())
-    except (OSError, ValueError):
-        return "fields"
-    feature = _comparable(feature, posixpath.dirname(INDEX_PATH))
-    item = _comparable(item, posixpath.dirname(item_file))
-    keys = sorted(set(feature) | set(item))
-    differ = [k for k in keys if feature.get(k, ...) != item.get(k, ...)]
-    return ", ".join(differ) or "fields"
 
 
 def _key_path(key: str) -> str:

@@ -277,3 +277,16 @@ def _strftime_problem(spec: str) -> str | None:
             return f"%{directive} is not an allowed date directive (allowed: {allowed})"
         index += 2
     return None
+
+
+DESCRIPTION_FIELDS = DESCRIPTION.names
+
+
+def check_item_title(text: str) -> None:
+    """ValueError unless `text` is an item title template stacsync can fill in."""
+    Template.parse(text, ITEM_TITLE)
+
+
+def check_description(text: str) -> None:
+    """ValueError unless `text` is a description template stacsync can fill in."""
+    Template.parse(text, DESCRIPTION)

@@ -10,7 +10,9 @@ import re
 import textwrap
 from typing import Any
 
-from stacsync.config import KIND_DOCS, REQUIRED, ROOT, SECTIONS, Key, Section, child_sections
+from stacsync.config.keys import REQUIRED, Key, Section
+from stacsync.config.kinds import KIND_DOCS
+from stacsync.config.registry import ROOT, SECTIONS, child_sections
 from stacsync.core.errors import ConfigError
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -5,45 +5,40 @@ Changed paths (events or polls) settle, then one pass runs per batch; reconciles
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import fnmatch
 import logging
 import os
 import select
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from stacsync.config import MIN_INTERVAL, Settings, is_included, read_toml, settings_from_dict
+from stacsync.config.load import load_settings
+from stacsync.config.settings import DaemonOptions, Settings
 from stacsync.core.errors import ConfigError, SourceUnavailableError, StacsyncError
-from stacsync.core.records import SourceEntry
 from stacsync.core.summary import PassSummary
+from stacsync.daemon.follow import Following
+from stacsync.daemon.guard import GuardedSource
+from stacsync.daemon.journal import changed, pass_line
 from stacsync.daemon.notify import Notifier
 from stacsync.daemon.watch import (
     EventWatcher,
-    Hint,
     Mount,
     Settler,
     mount_of,
-    polled_mounts,
     read_mounts,
 )
-from stacsync.manifest import Manifest
+from stacsync.manifest.db import Manifest
 from stacsync.pipeline.assemble import make_output, make_source
 from stacsync.pipeline.sync import SyncPass
-from stacsync.publish.local import Output
-from stacsync.sources import IncrementalSource, Listing, Source
+from stacsync.publish.base import Output
+from stacsync.sources import IncrementalSource, Source
 
 log = logging.getLogger(__name__)
 
-WATCH_MODES = ("auto", "events", "poll")
-QUICK_SECONDS = 1.0  # wait after a close-after-write, a move in or a removal
 MAX_BACKOFF_SECONDS = 300.0
 STOP_GRACE_SECONDS = 10.0  # then exit anyway: every step of a pass is crash-safe
 
@@ -53,192 +48,16 @@ SourceFactory = Callable[[Settings], Source]
 # -- options ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DaemonOptions:
-    """The `[daemon]` table of the config (and `stacsync run` overrides)."""
-
-    settle_seconds: float = 30.0
-    poll_seconds: float = 120.0
-    reconcile_seconds: float = 3600.0
-    watch: str = "auto"
-    ignore: tuple[str, ...] = (".*", "*.part", "*~", "*.tmp", "*.crdownload")
-
-
-_OPTION_HELP = {
-    "settle_seconds": "a changed file must keep the same size and mtime this long",
-    "poll_seconds": "seconds between stat-diff passes when polling",
-    "reconcile_seconds": "seconds between full reconciles while watching events",
-    "watch": "auto, events or poll",
-    "ignore": "file-name globs never taken as change hints (writers' temporary files)",
-}
-
-
 def load_daemon_config(
     path: Path, overrides: Mapping[str, Any] | None = None
 ) -> tuple[Settings, DaemonOptions]:
-    """Read a config file: the usual settings plus its `[daemon]` table; all errors at once.
+    """Read a config file: the usual settings and its `[daemon]` options; all errors at once.
 
-    config.py's registry documents `[daemon]` and validates it for every other command, but
-    `Settings` carries no daemon options (a pass does not need them), so they are read here.
+    `overrides` (`stacsync run` options, by `[daemon]` key; None: not given) win over the
+    file and are checked by the config registry like the file's own values.
     """
-    path = Path(os.path.expanduser(path)).absolute()
-    document = read_toml(path)
-    raw = document.pop("daemon", {})
-    errors: list[str] = []
-    settings = None
-    try:
-        settings = settings_from_dict(document, path.parent, path)
-    except ConfigError as exc:
-        errors.extend(str(exc).splitlines())
-    options = _options(raw, dict(overrides or {}), errors)
-    if errors or settings is None:
-        raise ConfigError("\n".join(errors))
-    return settings, options
-
-
-def _options(raw: Any, overrides: dict[str, Any], errors: list[str]) -> DaemonOptions:
-    if not isinstance(raw, dict):
-        errors.append("daemon: must be a table ([daemon])")
-        raw = {}
-    names = [f.name for f in fields(DaemonOptions)]
-    for name in raw:
-        if name not in names:
-            errors.append(f"daemon.{name}: unknown key (known: {', '.join(names)})")
-    values = {}
-    for name in names:
-        value = overrides.get(name, raw.get(name))
-        if value is not None:
-            values[name] = _option_value(name, value, errors)
-    try:
-        return replace(DaemonOptions(), **{k: v for k, v in values.items() if v is not None})
-    except TypeError:  # pragma: no cover - _option_value already refused it
-        return DaemonOptions()
-
-
-def _option_value(name: str, value: Any, errors: list[str]) -> Any:
-    where = f"daemon.{name}"
-    if name == "watch":
-        if value not in WATCH_MODES:
-            errors.append(f"{where}: must be one of {', '.join(WATCH_MODES)}, got {value!r}")
-            return None
-        return value
-    if name == "ignore":
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            errors.append(f"{where}: must be a list of glob patterns")
-            return None
-        if any(not v.strip() for v in value):  # as config's registry says of every glob list
-            errors.append(f"{where}: patterns must not be empty")
-            return None
-        return tuple(value)
-    smallest = 0.0 if name == "settle_seconds" else MIN_INTERVAL
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < smallest:
-        errors.append(f"{where}: must be a number ≥ {smallest:g} ({_OPTION_HELP[name]})")
-        return None
-    return float(value)
-
-
-# -- a source for full passes that holds back what is not settled or not confirmed gone -----
-
-
-@dataclass
-class _GuardedListing(Listing):
-    protected: set[str] = field(default_factory=set)  # neither extracted nor removed this pass
-    listed_count: int = 0  # what the source listed, young files held back included
-
-    def listed(self) -> int:
-        return self.listed_count
-
-    def covers(self, relpath: str) -> bool:
-        return relpath not in self.protected and super().covers(relpath)
-
-
-class GuardedSource:
-    """Wraps the source of a daemon full pass.
-
-    A listed file that is still young (or already waiting to settle) is held back for the
-    settler; a known file missing from the listing is kept until a second look confirms it is
-    gone; a listing that saw nothing, or a source whose mount changed, counts as failed.
-    """
-
-    def __init__(
-        self,
-        inner: Source,
-        *,
-        known: Collection[str],
-        held: Collection[str],
-        min_age_seconds: float,
-        mount_problem: Callable[[], str | None] = lambda: None,
-        hold: Callable[[str, bool], None] = lambda path, quick: None,
-        wall_clock_ns: Callable[[], int] = time.time_ns,
-    ):
-        self.inner = inner
-        self._hold = hold  # (path, quick): hand a held-back path to the settler
-        self._known = known
-        self._held = held
-        self._min_age_ns = int(min_age_seconds * 1e9)
-        self._mount_problem = mount_problem
-        self._wall_ns = wall_clock_ns
-        self.young: list[str] = []  # listed but not settled: hand to the settler
-        self.missing: list[str] = []  # known, not listed: look again before removing
-        self.failed = False  # the source could not be listed at all
-
-    def list(self) -> Listing:
-        listing = self._checked(self.inner.list())
-        self.failed = "" in listing.failed_dirs
-        guarded = _GuardedListing(
-            entries=dict(listing.entries),
-            failed_dirs=listing.failed_dirs,
-            problems=listing.problems,
-            scope=listing.scope,
-            skipped=listing.skipped,
-            listed_count=listing.listed(),
-        )
-        newest_ok = self._wall_ns() - self._min_age_ns
-        for path, entry in listing.entries.items():
-            if path in self._held or entry.mtime_ns > newest_ok:
-                del guarded.entries[path]
-                guarded.protected.add(path)
-                if path not in self._held:
-                    self.young.append(path)
-                    self._hold(path, False)
-        for path in self._known:
-            if path in guarded.entries or path in guarded.protected:
-                continue
-            if path in self._held or guarded.covers(path):
-                guarded.protected.add(path)
-                if path not in self._held:
-                    self.missing.append(path)
-                    self._hold(path, True)
-        return guarded
-
-    def _checked(self, listing: Listing) -> Listing:
-        problem = self._mount_problem()
-        if problem is None and not listing.entries and self._known and not listing.failed_dirs:
-            problem = (
-                f"the source lists no files but the manifest knows {len(self._known)}: taken as "
-                "a failed listing (mount gone?), nothing removed; if the files really are gone, "
-                "stop the daemon and run `stacsync rescan`"
-            )
-        if problem is None:
-            return listing
-        log.warning("%s", problem)
-        return Listing(failed_dirs=[""], problems=[*listing.problems, problem])
-
-    def stat(self, relpath: str) -> SourceEntry | None:
-        return self.inner.stat(relpath)
-
-    def open(self, relpath: str) -> BinaryIO:
-        return self.inner.open(relpath)
-
-    def local_path(self, relpath: str) -> str:
-        return self.inner.local_path(relpath)
-
-    def readable_path(self, relpath: str) -> str | None:
-        return self.inner.readable_path(relpath)
-
-    @property
-    def remote(self) -> bool:
-        return self.inner.remote
+    settings = load_settings(path, daemon_overrides=overrides)
+    return settings, settings.daemon
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -276,7 +95,7 @@ class _Waker:
         self._r = self._w = -1
 
 
-class Daemon:
+class Daemon(Following):
     """One `stacsync run`: holds the manifest lock from `run()` until `close()`."""
 
     def __init__(
@@ -426,150 +245,6 @@ class Daemon:
             return
         self._waker.wait(max(0.0, min(deadlines)))
 
-    # -- watching ------------------------------------------------------------------------
-
-    def _choose_mode(self) -> None:
-        if isinstance(self._source, IncrementalSource):
-            self._mount, self.want_events = None, False
-            log.info(
-                "polling %s every %g s for changes, full listing every %g s",
-                self.settings.source_irods or self.settings.source_path,
-                self.options.poll_seconds,
-                self.options.reconcile_seconds,
-            )
-            return
-        source = self.settings.source_path
-        mounts = read_mounts()
-        self._mount = mount_of(source, mounts)
-        watch = self.options.watch
-        if watch == "auto":
-            slow = polled_mounts(source, mounts)
-            if slow:
-                where = ", ".join(f"{m.point} ({m.fstype})" for m in slow)
-                log.info("%s is on a mount that sends no change events: %s", source, where)
-            watch = "poll" if slow else "events"
-        self.want_events = watch == "events"
-        if not self.want_events:
-            log.info("polling %s every %g s", source, self.options.poll_seconds)
-
-    def _ensure_watching(self) -> None:
-        if not self.want_events or self.watcher is not None:
-            return
-        watcher = EventWatcher(self.settings.source_path, self._waker.wake, skip=self._skip())
-        try:
-            watcher.start()
-        except OSError as exc:
-            retry = max(self.options.poll_seconds, 30.0)
-            log.warning(
-                "cannot watch %s for events (%s); polling every %g s, trying again in %g s%s",
-                self.settings.source_path,
-                exc.strerror or exc,
-                self.options.poll_seconds,
-                retry,
-                " (raise fs.inotify.max_user_watches)" if exc.errno == 28 else "",
-            )
-            self._next_watch_try = time.monotonic() + retry
-            self._next_full = min(self._next_full, time.monotonic() + self.options.poll_seconds)
-            return
-        self.watcher = watcher
-        log.info("watching %s for events", self.settings.source_path)
-        # Whatever happened while nobody listened is only seen by a full pass.
-        self._request_full("watching again" if self.passes else "startup")
-
-    def _check_watcher(self) -> None:
-        watcher = self.watcher
-        if watcher is not None and not watcher.healthy():
-            log.warning("the file-system watcher stopped; full reconcile, then watching again")
-            self._take_hints()
-            self._stop_watching()
-            self._request_full("watcher stopped")
-        elif watcher is not None and watcher.lost_events():
-            log.warning("file-system events were lost (event queue overflow); full reconcile")
-            self._request_full("lost events")
-        if self.watcher is None and self.want_events and time.monotonic() >= self._next_watch_try:
-            self._ensure_watching()
-
-    def _stop_watching(self) -> None:
-        watcher, self.watcher = self.watcher, None
-        if watcher is not None:
-            watcher.close()
-
-    def _skip(self) -> list[str]:
-        try:
-            rel = self.settings.output_path.resolve().relative_to(
-                self.settings.source_path.resolve()
-            )
-        except ValueError:
-            return []
-        return [rel.as_posix()] if rel.parts else []
-
-    # -- hints -> settler --------------------------------------------------------------------
-
-    def _take_hints(self) -> None:
-        if self.watcher is None:
-            return
-        hints = self.watcher.drain()
-        known: list[str] | None = None
-        for hint in hints:
-            if hint.is_dir and hint.kind == "gone":
-                if known is None:  # one manifest read per batch, however many folders went
-                    assert self.db is not None
-                    known = self.db.paths()
-                for path in _under_prefix(known, hint.path + "/"):
-                    self._settler.touch(path, quick=True)
-            else:
-                self._apply_hint(hint)
-
-    def _apply_hint(self, hint: Hint) -> None:
-        touch = self._settler.touch
-        if hint.is_dir:  # created or moved in: its files may predate our watch on it
-            for path in self._files_under(hint.path):
-                touch(path, quick=hint.kind == "arrived")
-        elif hint.path in self._tables():
-            touch(hint.path)
-        elif hint.kind == "gone":
-            if is_included(self.settings, hint.path):
-                touch(hint.path, quick=True)
-        elif self._wanted(hint.path):
-            touch(hint.path, quick=hint.kind != "changed")
-
-    def _wanted(self, path: str) -> bool:
-        name = path.rpartition("/")[2]
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.options.ignore):
-            return False
-        return is_included(self.settings, path)
-
-    def _files_under(self, folder: str) -> list[str]:
-        found = []
-        skip = self._skip()
-        top = self.settings.source_path / folder
-        for dirpath, dirnames, filenames in os.walk(top):
-            rel_dir = Path(dirpath).relative_to(self.settings.source_path).as_posix()
-            dirnames[:] = [d for d in dirnames if f"{rel_dir}/{d}" not in skip]
-            found.extend(f"{rel_dir}/{n}" for n in filenames if self._wanted(f"{rel_dir}/{n}"))
-        return found
-
-    def _tables(self) -> set[str]:
-        """Metadata tables inside the source: a change to one re-places every file."""
-        tables = set()
-        for collection in self.settings.collections:
-            if collection.table is not None:
-                try:
-                    rel = collection.table.path.relative_to(self.settings.source_path)
-                except ValueError:
-                    continue
-                tables.add(rel.as_posix())
-        return tables
-
-    def _stat(self, path: str) -> tuple[int, int] | None:
-        entry = self._source.stat(path)
-        return None if entry is None else (entry.size, entry.mtime_ns)
-
-    def _configure_settler(self) -> None:
-        self._settler.configure(
-            self.options.settle_seconds, QUICK_SECONDS, self.settings.settle_seconds
-        )
-
     # -- passes --------------------------------------------------------------------------
 
     def _poll_changes(self) -> None:
@@ -666,11 +341,11 @@ class Daemon:
         self._failure_backoff = 0.0
         self.last_summary, self.last_reason = summary, reason
         # A poll that found nothing is the daemon idling: keep it out of the journal.
-        quiet = reason == "poll" and not _changed(summary)
+        quiet = reason == "poll" and not changed(summary)
         log.log(
             logging.DEBUG if quiet else logging.INFO,
             "%s",
-            _pass_line(reason, scope, summary, len(self._settler)),
+            pass_line(reason, scope, summary, len(self._settler)),
         )
         self.notifier.status(self.status())
         return summary
@@ -790,64 +465,3 @@ class Daemon:
 
 def _doubled(backoff: float) -> float:
     return min(max(backoff * 2, 5.0), MAX_BACKOFF_SECONDS)
-
-
-def _changed(s: PassSummary) -> bool:
-    counts = (s.added, s.modified, s.touched, s.removed, s.new_errors)
-    return any(counts) or bool(s.items_written or s.items_deleted or s.listing_problems)
-
-
-def _under_prefix(sorted_paths: list[str], prefix: str) -> list[str]:
-    start = bisect.bisect_left(sorted_paths, prefix)
-    found = []
-    for path in sorted_paths[start:]:
-        if not path.startswith(prefix):
-            break
-        found.append(path)
-    return found
-
-
-def _pass_line(reason: str, scope: str, s: PassSummary, waiting: int) -> str:
-    line = (
-        f"{reason} pass ({scope}): {s.added} added, {s.modified} modified, {s.touched} touched,"
-        f" {s.removed} removed, {s.unchanged} unchanged, {s.errors} errors ({s.new_errors} new);"
-        f" {s.items_written} items written, {s.items_deleted} deleted in {s.seconds:.2f}s"
-    )
-    if waiting:
-        line += f"; {waiting} waiting to settle"
-    if s.listing_problems:
-        line += f"; {len(s.listing_problems)} listing problems, first: {s.listing_problems[0]}"
-    return line
-
-
-# -- logging helpers for the CLI -------------------------------------------------------------
-
-_PRIORITY = {
-    logging.CRITICAL: 2,
-    logging.ERROR: 3,
-    logging.WARNING: 4,
-    logging.INFO: 6,
-    logging.DEBUG: 7,
-}
-
-
-class JournalFormatter(logging.Formatter):
-    """`<priority>name: message` lines: journald reads the priority and adds its own time."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = _PRIORITY.get(record.levelno, 6)
-        text = f"{record.name}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
-
-
-def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
-    """True when stderr is systemd's journal stream (JOURNAL_STREAM names its device:inode)."""
-    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
-    try:
-        device, inode = (int(part) for part in value.split(":"))
-        st = os.fstat(sys.stderr.fileno())
-    except (ValueError, OSError):
-        return False
-    return (st.st_dev, st.st_ino) == (device, inode)

@@ -1,6 +1,6 @@
-"""CRS identification and EPSG:4326 footprints shared by the raster and point-cloud extractors.
+"""EPSG:4326 footprints from native-CRS outlines, shared by the raster and point-cloud extractors.
 
-Everything here uses pyproj only, so both extractors name and transform CRSs with the same PROJ.
+Never a footprint off the Earth: antimeridian crossings are split, poles closed, the rest refused.
 """
 
 from __future__ import annotations
@@ -15,22 +15,17 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.crs import BoundCRS
-from pyproj.exceptions import CRSError, ProjError
+from pyproj.exceptions import ProjError
 from shapely.affinity import translate
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, mapping
 from shapely.geometry.polygon import orient
 
 from stacsync.core.errors import ExtractError
 from stacsync.core.records import BBox
+from stacsync.extract.crs import parse_crs, strip_compound
 
 log = logging.getLogger(__name__)
 
-# PROJ's identification confidence: 100 = same name and equivalent, 90/70 = equivalent definition
-# under another name, 50/25 = NOT equivalent (only the names look alike). 70 is therefore the
-# lowest level at which a code denotes the same coordinates; asking for 90+ would only drop codes
-# of files whose writer spelled the name differently (the LAS file with both WKT and GeoTIFF keys
-# is EPSG:6880 only at 70). Never accept below 70: rgb1.tif's UTM 18N WKT matches EPSG:3450 at 50.
-MIN_CONFIDENCE = 70
 
 # Douglas-Peucker tolerance in degrees (~1 cm) for the footprint polygon: drops the densified
 # vertices of short, practically straight edges (drone products) but keeps the curvature of long
@@ -43,35 +38,6 @@ _EPS = 1e-9
 # PROJ decides "same celestial body" from the ellipsoid size; so do we, in case the user's
 # environment sets PROJ_IGNORE_CELESTIAL_BODY and PROJ would transform Mars to Earth silently.
 _EARTH_SEMI_MAJOR = (6_300_000.0, 6_500_000.0)
-
-
-def identify_crs(crs_text: str) -> tuple[str | None, str]:
-    """Any CRS text (WKT1/WKT2/PROJJSON/'EPSG:n'/ESRI WKT) -> (authority code or None, WKT2_2019).
-
-    The code is 'AUTH:CODE' (EPSG preferred when an equivalent EPSG CRS exists). A compound CRS
-    without a code of its own gets its horizontal part's code; a BoundCRS its source CRS's code.
-    The WKT2 always describes the full CRS as given. Raises ExtractError when it cannot be parsed.
-    """
-    return _identify_cached(crs_text)
-
-
-def parse_crs(crs_text: str) -> CRS:
-    """Any CRS text -> pyproj CRS, parsed once per distinct text; ExtractError when unparseable.
-
-    The returned object is shared between callers and threads (pyproj >= 3.1 CRS objects are
-    thread-safe): never modify it.
-    """
-    return _parse(crs_text)
-
-
-@functools.lru_cache(maxsize=256)
-def _identify_cached(crs_text: str) -> tuple[str | None, str]:
-    # Identification queries proj.db (tens of ms); a pass sees the same few CRSs thousands of times.
-    crs = _parse(crs_text)
-    wkt = crs.to_wkt("WKT2_2019")
-    if not wkt:
-        raise ExtractError(f"CRS cannot be written as WKT2: {crs.name}")
-    return _authority_code(crs), wkt
 
 
 def footprint_4326(
@@ -211,76 +177,13 @@ def _part_polygon(lon: np.ndarray, lat: np.ndarray) -> Polygon | None:
     return poly
 
 
-@functools.lru_cache(maxsize=256)
-def metres_per_unit(crs_wkt: str) -> float | None:
-    """Linear unit of a projected CRS in metres (1.0 for metre, 0.3048 for foot...).
-
-    None for geographic, geocentric or unparseable CRSs and for mixed axis units.
-    """
-    try:
-        crs = _parse(crs_wkt)
-    except ExtractError:
-        return None
-    crs = _strip_compound(crs)
-    if crs.is_bound:
-        crs = crs.source_crs
-    if not (crs.is_projected or crs.is_engineering):
-        return None
-    factors = {a.unit_conversion_factor for a in crs.axis_info[:2]}
-    if len(factors) != 1:
-        return None
-    factor = factors.pop()
-    return float(factor) if factor and math.isfinite(factor) and factor > 0 else None
-
-
-# --- CRS helpers -----------------------------------------------------------------------------
-
-
-# Parsing WKT costs about a millisecond and identification far more; thousands of files of one
-# mission share one CRS, so every CRS step below is cached by the text it starts from. ExtractErrors
-# are not cached (lru_cache never stores exceptions), which only costs time for broken files.
-@functools.lru_cache(maxsize=256)
-def _parse(crs_text: str) -> CRS:
-    if not crs_text or not str(crs_text).strip():
-        raise ExtractError("CRS definition is empty")
-    try:
-        return CRS.from_user_input(crs_text)
-    except CRSError as exc:
-        raise ExtractError(
-            f"cannot parse CRS definition ({_shorten(str(crs_text))}): {exc}"
-        ) from exc
-
-
-def _authority_code(crs: CRS) -> str | None:
-    for candidate in _identification_candidates(crs):
-        auth = candidate.to_authority("EPSG", min_confidence=MIN_CONFIDENCE)
-        auth = auth or candidate.to_authority(min_confidence=MIN_CONFIDENCE)
-        if auth:
-            return f"{auth[0]}:{auth[1]}"
-    return None
-
-
-def _identification_candidates(crs: CRS) -> list[CRS]:
-    # The CRS itself first (EPSG has compound codes such as 5498), then the part that
-    # places the data horizontally: STAC's proj:code is about where the grid lies.
-    out = [crs]
-    inner = crs
-    while inner.is_compound or inner.is_bound:
-        inner = inner.sub_crs_list[0] if inner.is_compound else inner.source_crs
-        out.append(inner)
-    return out
-
-
-def _strip_compound(crs: CRS) -> CRS:
-    while crs.is_compound:
-        crs = crs.sub_crs_list[0]
-    return crs
+# --- the CRS a footprint is transformed from ---------------------------------------------
 
 
 @functools.lru_cache(maxsize=256)
 def _footprint_source(crs_text: str) -> tuple[CRS, str]:
     """The CRS footprints are transformed from, and its WKT2 (the transformer cache key)."""
-    crs = _footprint_crs(_parse(crs_text))
+    crs = _footprint_crs(parse_crs(crs_text))
     return crs, crs.to_wkt("WKT2_2019")
 
 
@@ -290,10 +193,10 @@ def _footprint_crs(crs: CRS) -> CRS:
     A BoundCRS's TOWGS84 is the file's own statement of how to reach WGS 84; dropping it would let
     PROJ fall back to a ballpark datum shift (hundreds of metres off for old local datums).
     """
-    crs = _strip_compound(crs)
+    crs = strip_compound(crs)
     if crs.is_bound and crs.source_crs.is_compound:
         crs = BoundCRS(
-            source_crs=_strip_compound(crs.source_crs),
+            source_crs=strip_compound(crs.source_crs),
             target_crs=crs.target_crs,
             transformation=crs.coordinate_operation,
         )
@@ -322,7 +225,7 @@ def _footprint_crs(crs: CRS) -> CRS:
 def _transformer(src_text: str, dst_text: str) -> Transformer:
     # Building a Transformer searches proj.db for operations; reuse it per (source, target).
     # pyproj >= 3.1 Transformers are thread-safe, so the cache can be shared by worker threads.
-    return Transformer.from_crs(_parse(src_text), _parse(dst_text), always_xy=True)
+    return Transformer.from_crs(parse_crs(src_text), parse_crs(dst_text), always_xy=True)
 
 
 def _transform(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:
@@ -347,11 +250,6 @@ def _clean_proj(exc: Exception) -> str:
     if marker in text:
         text = text.split(marker, 1)[1].rstrip(")")
     return text.replace("proj_create_operations: ", "")
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- geometry helpers ------------------------------------------------------------------------

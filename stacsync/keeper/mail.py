@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stacsync.config.settings import MailSettings, is_loopback
 from stacsync.core.names import display
 
 if TYPE_CHECKING:
@@ -22,50 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANNOUNCED_STATE_KEY = "mail.announced_collections"
-"""Manifest `state` key holding the JSON list of collection ids already announced."""
-
 MESSAGE_CHARS = 500  # one error message in a mail; a traceback-length one is cut
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    """How to reach the SMTP server and whom to tell. Holds no password, only where to find it."""
-
-    host: str
-    from_addr: str
-    to_addrs: tuple[str, ...]
-    port: int = 25
-    starttls: bool = False
-    username: str | None = None
-    auth_env: str | None = None  # name of the environment variable holding the SMTP password
-    timeout: float = 10.0  # seconds per connect/command; a pass waits at most about this
-    subject_prefix: str = "[stacsync]"
-    max_listed: int = 20  # errors listed in one mail; the rest are counted
-
-    def problems(self) -> list[str]:
-        """Every mistake, as 'key: message' (the config reader adds the section)."""
-        found: list[str] = []
-        if not self.host:
-            found.append("host: must not be empty")
-        if not 0 < self.port < 65536:
-            found.append(f"port: {self.port} is not a TCP port")
-        for key, addrs in (("from", (self.from_addr,)), ("to", self.to_addrs)):
-            if not addrs:
-                found.append(f"{key}: give at least one address")
-            found.extend(f"{key}: {a!r} is not an email address" for a in addrs if not _is_addr(a))
-        if bool(self.username) != bool(self.auth_env):
-            found.append("username, auth_env: give both (SMTP login) or neither")
-        if self.username and not self.starttls and not is_loopback(self.host):
-            found.append(
-                "starttls: must be true when logging in to a remote server "
-                "(the password would cross the network in clear)"
-            )
-        if self.timeout <= 0:
-            found.append("timeout: must be more than 0 seconds")
-        if self.max_listed < 1:
-            found.append("max_listed: must be at least 1")
-        return found
 
 
 @dataclass(frozen=True)
@@ -208,7 +166,7 @@ class MailNotifier:
 def collections_to_announce(published_ids: Iterable[str], announced_state: str | None) -> list[str]:
     """Published collection ids not announced yet, sorted.
 
-    `announced_state` is the manifest state value under ANNOUNCED_STATE_KEY (None at first:
+    `announced_state` is the manifest's `state.announced_collections` (None at first:
     then every published collection is new, and one mail lists them all).
     """
     announced = set(_load_ids(announced_state))
@@ -246,27 +204,8 @@ def new_error_list(
 # ---------------------------------------------------------------------- small helpers
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` is this machine (a password may then go without TLS)."""
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _recipients(settings: MailSettings) -> str:
     return ", ".join(settings.to_addrs)
-
-
-def _is_addr(value: str) -> bool:
-    from email.utils import parseaddr
-
-    _, addr = parseaddr(value)
-    return "@" in addr and " " not in addr
 
 
 def _bare(addr: str) -> str:

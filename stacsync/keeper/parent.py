@@ -5,7 +5,6 @@ One read, an idempotent edit that keeps everything else in the parent, one atomi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import posixpath
@@ -14,9 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from stacsync.catalog.stac import JSON_TYPE, Links
+from stacsync.catalog.links import JSON_TYPE, Links
+from stacsync.core.atomic import atomic_writer
 from stacsync.core.errors import StacsyncError
-from stacsync.publish.local import TEMP_PREFIX  # what LocalOutput sweeps after a crash
 
 _PARENT_TYPES = ("Catalog", "Collection")  # STAC lets both hold `child` links
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -27,7 +26,11 @@ class ParentCatalogError(StacsyncError):
 
 
 class ParentStore(Protocol):
-    """Where the parent catalog lives. Both methods raise OSError (or a StacsyncError)."""
+    """Where the parent catalog lives. Both methods raise OSError (or a StacsyncError).
+
+    `LocalParentStore` below for a local or mounted file; `parent_irods.IrodsParentStore` for
+    one in iRODS. `stacsync.pipeline.assemble.make_parent_store` picks one, beside the output.
+    """
 
     def read(self, path: str) -> bytes:
         """The whole file."""
@@ -53,18 +56,9 @@ class LocalParentStore:
         # read-only bit is their "do not touch", so it is honoured.
         if not os.access(target, os.W_OK):
             raise PermissionError(13, "Permission denied (file is read-only)", str(target))
-        import tempfile  # loaded on the rare write, not with every pass
-
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, mode)  # mkstemp makes 0600; keep the keeper's permissions
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # The keeper's permissions, not mkstemp's 0600 or our 0644.
+        with atomic_writer(target, mode=mode) as out:
+            out.write(data)
 
 
 def child_href(parent_path: str, child_path: str, child_url: str | None = None) -> str:

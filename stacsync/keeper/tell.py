@@ -9,9 +9,8 @@ import logging
 import posixpath
 from typing import TYPE_CHECKING
 
-from stacsync.catalog.stac import catalog_path, collection_path
+from stacsync.catalog.links import catalog_path, collection_path
 from stacsync.keeper.mail import (
-    ANNOUNCED_STATE_KEY,
     MailNotifier,
     PublishedCollection,
     announced_state,
@@ -21,14 +20,13 @@ from stacsync.keeper.mail import (
 from stacsync.keeper.parent import ParentCatalogError, ParentStore, child_href, link_into_parent
 
 if TYPE_CHECKING:
-    from stacsync.config import Settings
+    from stacsync.config.settings import Settings
     from stacsync.core.summary import PassSummary
-    from stacsync.manifest import Manifest
+    from stacsync.manifest.db import Manifest
 
 log = logging.getLogger(__name__)
 
 CATALOG = catalog_path()
-PARENT_STATE_KEY = "parent_catalog.linked"  # the parent path our link was added to
 
 
 class Keeper:
@@ -60,7 +58,7 @@ class Keeper:
         parent = self.settings.parent_catalog
         if parent is None or self.parent_store is None:
             return
-        if self.db.get_state(PARENT_STATE_KEY) == parent:
+        if self.db.state.linked_parent == parent:
             return  # linked once; a keeper who removed the link meant it
         if self.db.written_hash(CATALOG) is None:
             return  # nothing published yet to link to
@@ -73,14 +71,14 @@ class Keeper:
         if wrote:
             log.info("added a child link to %s in the parent catalog %s", href, parent)
         with self.db.transaction():
-            self.db.set_state(PARENT_STATE_KEY, parent)
+            self.db.state.linked_parent = parent
 
     # -- mail ----------------------------------------------------------------------------
 
     def _announce_collections(self) -> None:
         assert self.mailer is not None
         published = self.db.published_collections()
-        new = collections_to_announce(published, self.db.get_state(ANNOUNCED_STATE_KEY))
+        new = collections_to_announce(published, self.db.state.announced_collections)
         if not new:
             return
         titles = {c.id: c.title for c in self.settings.collections}
@@ -90,7 +88,7 @@ class Keeper:
         ]
         if self.mailer.collections_published(notices):  # unsent: told after the next pass
             with self.db.transaction():
-                self.db.set_state(ANNOUNCED_STATE_KEY, announced_state(published))
+                self.db.state.announced_collections = announced_state(published)
 
     # -- where our files are -------------------------------------------------------------
 

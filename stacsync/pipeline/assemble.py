@@ -1,19 +1,23 @@
-"""Pick the source and the output a config names: a local folder or an iRODS collection.
+"""The wiring: the source, the output and the parent-catalog store a config names.
 
+Every one is built here and nowhere else: a local folder or an iRODS collection for each.
 iRODS modules load only when a config asks for them (python-irodsclient costs start-up time).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from stacsync.config import Settings, is_included
-from stacsync.publish.local import LocalOutput, Output
+from stacsync.config.settings import Settings
+from stacsync.publish.base import Output
+from stacsync.publish.local import LocalOutput
+from stacsync.sources.include import is_included
 from stacsync.sources.local import LocalSource
 
 if TYPE_CHECKING:
     from stacsync.keeper.parent import ParentStore
+    from stacsync.publish.irods import IrodsOutput
     from stacsync.sources import Source
 
 
@@ -46,13 +50,15 @@ def make_output(settings: Settings) -> Output:
 
 
 def make_parent_store(settings: Settings, output: Output) -> ParentStore | None:
-    """Where `output.parent_catalog` is read and written: beside the output's own store."""
+    """Where `settings.parent_catalog` is read and written: beside the output, in its store
+    (a local file for a local output; an iRODS object, through the output's session, for an
+    iRODS output). None when the config names no parent catalog."""
     if settings.parent_catalog is None:
         return None
     if settings.output_irods is None:
         from stacsync.keeper.parent import LocalParentStore
 
         return LocalParentStore()
-    from stacsync.publish.irods import IrodsParentStore
+    from stacsync.keeper.parent_irods import IrodsParentStore
 
-    return IrodsParentStore(output)
+    return IrodsParentStore(cast("IrodsOutput", output).client)

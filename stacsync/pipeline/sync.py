@@ -5,39 +5,30 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import logging
 import os
-import posixpath
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stacsync.catalog.layout import Layout, Placement
-from stacsync.catalog.render import Renderer
-from stacsync.config import Settings, is_included, load_settings, quick_settings
-from stacsync.core.checksum import checksum_stream
-from stacsync.core.errors import ExtractError, SourceUnavailableError, StacsyncError
+from stacsync.catalog.render import ITEM_FORMAT, Renderer
+from stacsync.config.load import load_settings, quick_settings
+from stacsync.config.settings import Settings
+from stacsync.core.errors import SourceUnavailableError, StacsyncError
 from stacsync.core.names import display
-from stacsync.core.records import AssetMeta, FileState, SourceEntry
+from stacsync.core.records import FileState, SourceEntry
 from stacsync.core.summary import PassSummary
-from stacsync.extract import (
-    TransientIOError,
-    extract_file,
-    extract_stream,
-    is_transient,
-    retrying,
-)
 from stacsync.keeper.tell import Keeper
-from stacsync.manifest import FileRow, Manifest, now_iso, wall_clock_ns
+from stacsync.manifest.db import Manifest
+from stacsync.manifest.rows import FileRow, now_iso, wall_clock_ns
 from stacsync.pipeline.assemble import make_output, make_parent_store, make_source
-from stacsync.publish.local import Output
+from stacsync.pipeline.examine import Examiner, Result, Work, file_name, worth_processes
+from stacsync.publish.base import Output
 from stacsync.sources import Listing, Source
+from stacsync.sources.include import is_included
 from stacsync.sources.tables import fetch_tables
 
 log = logging.getLogger(__name__)
@@ -49,30 +40,6 @@ ProgressFn = Callable[[str, int, int], None]
 # same timestamp tick; it is re-checked next pass (the "racy git" problem).
 RACY_WINDOW_NS = 2_000_000_000
 COMMIT_BATCH = 200
-# A first build of this many local files parses headers in processes (stacsync.pipeline.workers):
-# starting them costs ~0.4 s, a header read a few ms.
-MIN_PROCESS_FILES = 200
-
-
-@dataclass(frozen=True, slots=True)
-class _Work:
-    """One file that needs a checksum and/or an extraction."""
-
-    entry: SourceEntry
-    placement: Placement | None  # None: known file, placed only if its content changed
-    old: FileRow | None
-    crs: str | None
-    checksum_first: bool  # known file: hash before deciding whether to extract
-
-
-@dataclass(frozen=True, slots=True)
-class _Result:
-    work: _Work
-    checksum: str | None
-    meta: AssetMeta | None
-    error: str | None
-    transient: bool
-    extracted: bool
 
 
 def rescan(
@@ -130,7 +97,7 @@ class SyncPass:
         self.source = source or make_source(settings)
         self.progress = progress or (lambda phase, done, total: None)
         self.collections = {c.id: c for c in settings.collections}
-        self._processes: Any = None  # a workers.ExtractorPool during a big first build
+        self.examiner = Examiner(settings, self.source)
 
     # -- the pass ------------------------------------------------------------------------
 
@@ -165,11 +132,11 @@ class SyncPass:
         self._process(work, summary)
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
         shaping = self._render_fingerprint()
-        settings_changed = self.db.get_state("render_fingerprint") != shaping
+        settings_changed = self.db.state.render_fingerprint != shaping
         renderer.render(summary, settings_changed=settings_changed)
         if settings_changed:
             with self.db.transaction():  # only once rendered: a crash before must redo it
-                self.db.set_state("render_fingerprint", shaping)
+                self.db.state.render_fingerprint = shaping
         summary.errors, summary.files_without_rows = self.db.error_and_problem_counts()
         summary.table_rows_without_files = self._unused_rows(
             fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
@@ -199,17 +166,8 @@ class SyncPass:
             )
 
     def _open_to_public(self) -> None:
-        """An iRODS output gets anonymous read, inherited; it checks before it sets."""
-        irods = self.settings.irods
-        if self.settings.output_irods is None or not irods.public_read:
-            return
-        if self.output.ensure_public_read(irods.public_user, irods.public_zone):
-            log.info(
-                "gave %s#%s read on %s (recursive, inherited)",
-                irods.public_user,
-                irods.public_zone,
-                self.settings.output_irods,
-            )
+        """The output opens itself to public read as the settings ask (it looks before it sets)."""
+        self.output.make_public(self.settings)
 
     def _stat_only(self, paths: Iterable[str]) -> Listing:
         scope = frozenset(paths)
@@ -228,13 +186,11 @@ class SyncPass:
 
     # -- diff ----------------------------------------------------------------------------
 
-    def _diff(
-        self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary
-    ) -> list[_Work]:
+    def _diff(self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary) -> list[Work]:
         """Sort every listed file into unchanged / deferred / work, and drop removed files."""
         now_ns = wall_clock_ns()
         settle_ns = int(self.settings.settle_seconds * 1e9)
-        work: list[_Work] = []
+        work: list[Work] = []
         for path, entry in listing.entries.items():
             old = rows.get(path)
             if settle_ns and entry.mtime_ns > now_ns - settle_ns:
@@ -247,7 +203,7 @@ class SyncPass:
                 # Most such files turn out touched: place them (which may read a metadata
                 # table) only once the checksum says their content changed.
                 crs = self.collections[old.collection_id].crs
-                work.append(_Work(entry, None, old, crs, checksum_first=True))
+                work.append(Work(entry, None, old, crs, checksum_first=True))
                 continue
             placement = self.layout.place(path)
             if placement is None:
@@ -270,9 +226,9 @@ class SyncPass:
             and self.settings.checksum != "none"
         )
 
-    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> _Work:
+    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> Work:
         collection = self.collections[placement.collection_id]
-        return _Work(entry, placement, old, collection.crs, checksum_first=False)
+        return Work(entry, placement, old, collection.crs, checksum_first=False)
 
     def _record_unmatched(
         self, entry: SourceEntry, old: FileRow | None, now_ns: int, summary: PassSummary
@@ -301,9 +257,9 @@ class SyncPass:
         self, entry: SourceEntry, placement: Placement, old: FileRow | None, summary: PassSummary
     ) -> None:
         """A file whose item id must come from a missing table row: an error, not extracted."""
-        message = f"{_name(entry.path)}: {placement.problem}"
-        result = _Result(
-            _Work(entry, placement, old, None, False), None, None, message, False, extracted=True
+        message = f"{file_name(entry.path)}: {placement.problem}"
+        result = Result(
+            Work(entry, placement, old, None, False), None, None, message, False, extracted=True
         )
         self._commit([result], summary)
 
@@ -321,21 +277,21 @@ class SyncPass:
 
     # -- checksum + extract, in worker threads; commits on this thread ------------------
 
-    def _process(self, work: list[_Work], summary: PassSummary) -> None:
+    def _process(self, work: list[Work], summary: PassSummary) -> None:
         if not work:
             return
         total = len(work)
         done = 0
-        batch: list[_Result] = []
+        batch: list[Result] = []
         workers = self.settings.workers or os.cpu_count() or 1
-        if self._worth_processes(work, workers):
+        if worth_processes(work, workers, self.source):
             from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: only when used
 
-            self._processes = ExtractorPool(workers)
+            self.examiner.processes = ExtractorPool(workers)
             workers *= 2  # threads wait on the processes while others checksum
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(self._examine, work):
+                for result in pool.map(self.examiner.examine, work):
                     batch.append(result)
                     done += 1
                     if len(batch) >= COMMIT_BATCH:
@@ -343,79 +299,18 @@ class SyncPass:
                         batch = []
                     self.progress("extract", done, total)
         finally:
-            if self._processes is not None:
-                self._processes.close()
-                self._processes = None
+            if self.examiner.processes is not None:
+                self.examiner.processes.close()
+                self.examiner.processes = None
         self._commit(batch, summary)
 
-    def _worth_processes(self, work: list[_Work], workers: int) -> bool:
-        """Parse headers in processes when enough local files are new (a first build)."""
-        if workers < 2:
-            return False
-        new = [w for w in work if not w.checksum_first]
-        # Processes open files by path; a remote source (iRODS) is read through streams.
-        local = bool(new) and self.source.readable_path(new[0].entry.path) is not None
-        return len(new) >= MIN_PROCESS_FILES and local
-
-    def _examine(self, work: _Work) -> _Result:
-        """Checksum (known files first) and extract; never raises for a per-file problem."""
-        path = work.entry.path
-        checksum = None
-        try:
-            checksum = self._checksum(work.entry)
-            if work.checksum_first and checksum == work.old.checksum:
-                return _Result(work, checksum, None, None, False, extracted=False)
-            meta = self._extract(work)
-            return _Result(work, checksum, meta, None, False, extracted=True)
-        except TransientIOError as exc:
-            return _Result(work, checksum, None, str(exc), True, extracted=True)
-        except ExtractError as exc:
-            return _Result(work, checksum, None, str(exc), False, extracted=True)
-        except OSError as exc:
-            name = _name(path)
-            message = f"{name}: cannot read file ({exc.strerror or exc})"
-            return _Result(work, checksum, None, message, is_transient(exc), extracted=True)
-        except Exception as exc:  # a reader bug must cost one file, never the pass
-            log.exception("unexpected error on %s", display(path))
-            message = f"{_name(path)}: unexpected error while reading ({exc!r}); please report"
-            return _Result(work, checksum, None, message, False, extracted=True)
-
-    def _extract(self, work: _Work) -> AssetMeta:
-        path = work.entry.path
-        readable = self.source.readable_path(path)
-        options = {"crs_override": work.crs, "read_overviews": self.settings.read_overviews}
-        if readable is not None:
-            if self._processes is not None:
-                return self._processes.extract(readable, **options)
-            return extract_file(readable, **options)
-        return extract_stream(
-            _name(path), work.entry.size, functools.partial(self.source.open, path), **options
-        )
-
-    def _checksum(self, entry: SourceEntry) -> str | None:
-        """The store's checksum when it keeps one (iRODS), else one read of the file."""
-        if self.settings.checksum == "none":
-            return None
-        if entry.checksum is not None:
-            return entry.checksum
-        if self.source.remote:
-            # A remote object the store keeps no checksum for: hashing it would download
-            # it whole; its header is re-read instead (`irods.compute_checksums` fills it).
-            return None
-        return self._read_checksum(entry.path)
-
-    @retrying()
-    def _read_checksum(self, path: str) -> str | None:
-        with self.source.open(path) as stream:
-            return checksum_stream(stream, self.settings.checksum)
-
-    def _commit(self, batch: list[_Result], summary: PassSummary) -> None:
+    def _commit(self, batch: list[Result], summary: PassSummary) -> None:
         scanned_ns = wall_clock_ns()
         with self.db.transaction():
             for result in batch:
                 self._commit_one(result, summary, scanned_ns)
 
-    def _commit_one(self, result: _Result, summary: PassSummary, scanned_ns: int) -> None:
+    def _commit_one(self, result: Result, summary: PassSummary, scanned_ns: int) -> None:
         work, entry, old = result.work, result.work.entry, result.work.old
         if not result.extracted:
             # Same bytes. A racy re-check (same size and mtime) is not a touch.
@@ -435,7 +330,7 @@ class SyncPass:
             owner = self.db.asset_slot_owner(p.collection_id, p.item_id, p.asset_key)
             if owner is not None and owner != entry.path:
                 error = (
-                    f"{_name(entry.path)}: same item {p.item_id!r} and asset key "
+                    f"{file_name(entry.path)}: same item {p.item_id!r} and asset key "
                     f"{p.asset_key!r} as {owner}; rename one or change the collection's match"
                 )
         if error is not None:
@@ -492,13 +387,13 @@ class SyncPass:
         items re-rendered; items whose JSON comes out the same are not rewritten.
         """
         fingerprint = self._layout_fingerprint()
-        if self.db.get_state("layout_fingerprint") == fingerprint:
+        if self.db.state.layout_fingerprint == fingerprint:
             return False
         with self.db.transaction():
             self.db.mark_all_items_dirty()
             for row in rows.values():
                 self._replace(row)
-            self.db.set_state("layout_fingerprint", fingerprint)
+            self.db.state.layout_fingerprint = fingerprint
         return True
 
     def _replace(self, row: FileRow) -> None:
@@ -530,6 +425,7 @@ class SyncPass:
         # the catalog's title (a change there must not re-place every file).
         s = self.settings
         parts = [repr((s.source_path, s.public_url, s.href_rewrites, s.collections))]
+        parts.append(f"item format {ITEM_FORMAT}")  # what the catalog model writes for a row
         for table in self.layout.table_files():
             try:
                 st = table.stat()
@@ -543,16 +439,16 @@ class SyncPass:
 
         Reading a GeoPackage costs a GDAL import, which a no-change pass should not pay.
         """
-        cached = self.db.get_state("unused_rows")
+        cached = self.db.state.unused_rows
         if cached is not None and not fresh:
-            return json.loads(cached)
+            return cached
         unused = {}
         for cid in self.collections:
             rows = self.layout.unused_rows(cid, self.db.used_table_keys(cid))
             if rows:
                 unused[cid] = rows
         with self.db.transaction():
-            self.db.set_state("unused_rows", json.dumps(unused, sort_keys=True))
+            self.db.state.unused_rows = unused
         return unused
 
 
@@ -574,8 +470,3 @@ def _one_line(s: PassSummary) -> str:
         f" {s.items_written} items written, {s.items_deleted} deleted,"
         f" {s.collections_written} collections written in {s.seconds:.2f}s"
     )
-
-
-def _name(path: str) -> str:
-    """A file's name as messages and GDAL's stream paths show it (printable, UTF-8)."""
-    return display(posixpath.basename(path))

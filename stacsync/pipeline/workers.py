@@ -18,7 +18,7 @@ from typing import Any
 
 from stacsync.core.errors import ExtractError
 from stacsync.core.records import AssetMeta
-from stacsync.extract import extract_file
+from stacsync.extract.dispatch import extract_file
 
 log = logging.getLogger(__name__)
 

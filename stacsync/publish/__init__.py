@@ -1,4 +1,5 @@
-"""Outputs: where catalog files are written, atomically, and made public.
+"""Outputs: where catalog files are written, atomically, and opened to the public.
 
-`local` writes a folder, `irods` an iRODS collection.
+`base` holds the `Output` protocol a pass writes through; `local` implements it over a folder,
+`irods` over an iRODS collection.
 """

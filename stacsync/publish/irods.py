@@ -1,7 +1,6 @@
 """Catalog files in an iRODS collection: put under a temporary name, then renamed into place.
 
-`exists` answers from one listing per pass; `ensure_public_read` opens the output to anonymous.
-`IrodsParentStore` edits a keeper's parent catalog in iRODS the same way, keeping its ACLs.
+`exists` answers from one listing per pass; `make_public` opens the output to anonymous read.
 """
 
 from __future__ import annotations
@@ -14,12 +13,16 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, BinaryIO
 
+from stacsync.core.atomic import TEMP_PREFIX
 from stacsync.core.errors import OutputError
-from stacsync.publish.local import TEMP_PREFIX
 from stacsync.stores import irods as seam
 from stacsync.stores.irods import ANONYMOUS, IrodsClientLike, iRODSAccess
+
+if TYPE_CHECKING:
+    from stacsync.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,16 @@ class IrodsOutput:
         self._remove_empty(posixpath.dirname(target))
 
     # -- publishing ----------------------------------------------------------------------
+
+    def make_public(self, settings: Settings) -> None:
+        """With `irods.public_read` (the default), give `irods.public_user` read on the output
+        collection, recursively and inherited by new files; it looks before it sets anything.
+        The user's zone is `irods.public_zone`, else the output collection's own."""
+        irods = settings.irods
+        if not irods.public_read:
+            return
+        zone = irods.public_zone or PurePosixPath(self.root).parts[1]
+        self.ensure_public_read(irods.public_user, zone)  # logs what it grants
 
     def ensure_public_read(self, user: str = ANONYMOUS, zone: str = "iplant") -> bool:
         """Give `user#zone` read on the output collection, recursively and inherited by new
@@ -262,70 +275,3 @@ def ensure_public_read(
         ) from exc
     log.info("output %s: read access for %s#%s set, inherited by new files", collection, user, zone)
     return True
-
-
-class IrodsParentStore:
-    """A parent catalog kept in iRODS (`stacsync.keeper.parent.ParentStore`), read and replaced
-    through the output's session. Both methods raise OSError.
-
-    The keeper's file is replaced atomically: the new bytes are put beside it, the old file
-    is renamed aside, the new one renamed in (the old one is put back if that fails), the
-    old file's ACLs are copied onto the new one (a public parent stays public), and the old
-    file is removed. It needs write access to the parent's collection, not only the file.
-    """
-
-    def __init__(self, output: IrodsOutput):
-        self.client = output.client
-
-    def read(self, path: str) -> bytes:
-        try:
-            with self.client.open(path) as stream:
-                return stream.read()
-        except Exception as exc:
-            if not seam.is_irods_error(exc):
-                raise
-            raise seam.as_oserror(exc, path) from exc
-
-    def write(self, path: str, data: bytes) -> None:
-        coll = posixpath.dirname(path)
-        token = uuid.uuid4().hex
-        new, old = f"{coll}/{TEMP_PREFIX}{token}", f"{coll}/{TEMP_PREFIX}old-{token}"
-        fd, local = tempfile.mkstemp(prefix=TEMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            self._swap(local, path, new, old)
-        except Exception as exc:
-            if not seam.is_irods_error(exc):
-                raise
-            raise seam.as_oserror(exc, path) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(local)
-
-    def _swap(self, local: str, path: str, new: str, old: str) -> None:
-        client = self.client
-        acls = client.get_acls(path)
-        client.put(local, new)
-        try:
-            client.rename(path, old)
-        except Exception:
-            with contextlib.suppress(Exception):
-                client.remove(new)
-            raise
-        try:
-            client.rename(new, path)
-        except Exception:
-            with contextlib.suppress(Exception):
-                client.rename(old, path)
-                client.remove(new)
-            raise
-        for entry in acls.entries:
-            if (entry.user_name, entry.user_zone) != (client.user, client.zone):
-                access = iRODSAccess(entry.access_name, path, entry.user_name, entry.user_zone)
-                client.set_acl(access)
-        try:
-            client.remove(old)
-        except Exception as exc:
-            # Only the keeper may delete their file: the old copy stays, hidden by its name.
-            log.warning("parent catalog %s: old copy %s left behind: %s", path, old, exc)

@@ -1,4 +1,4 @@
-"""Where catalog files go: the `Output` seam, and a local (or mounted) folder implementing it.
+"""Catalog files in a local (or mounted) folder: the `Output` protocol over a file system.
 
 Readers see either the old file or the new one, never half of one; nothing escapes the root.
 """
@@ -9,27 +9,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO
 
+from stacsync.core.atomic import TEMP_PREFIX, atomic_writer
 from stacsync.core.errors import OutputError
 
-TEMP_PREFIX = ".stacsync-tmp-"
-
-
-class Output(Protocol):
-    """A place catalog files are published to, addressed by POSIX paths under its root."""
-
-    def check_writable(self) -> None: ...
-
-    def sweep_temp_files(self) -> None: ...
-
-    def exists(self, relpath: str) -> bool: ...
-
-    def write(self, relpath: str, data: bytes) -> None: ...
-
-    def open_atomic(self, relpath: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
-
-    def delete(self, relpath: str) -> None: ...
+if TYPE_CHECKING:
+    from stacsync.config.settings import Settings
 
 
 class LocalOutput:
@@ -48,6 +34,10 @@ class LocalOutput:
             raise OutputError(f"output {self.root}: exists and is not a folder")
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise OutputError(f"output {self.root}: folder is not writable by this user")
+
+    def make_public(self, settings: Settings) -> None:
+        """Nothing to do: files are written world-readable (0644); who may reach the folder is
+        the file system's (or the web server's) business."""
 
     def sweep_temp_files(self) -> None:
         """Remove temp files a crash left between write and rename (never seen by readers).
@@ -80,18 +70,8 @@ class LocalOutput:
         """A file that appears under `relpath` only once it is complete."""
         target = self.path(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile  # a no-change pass writes nothing: it need not load this
-
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                yield out
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(target) as out:
+            yield out
 
     def delete(self, relpath: str) -> None:
         """Remove a file and any folders it leaves empty (up to the root)."""

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from stacsync.core.records import SourceEntry
-from stacsync.extract import is_transient
+from stacsync.core.retry import is_transient
 from stacsync.sources import Listing
 from stacsync.stores import irods as seam
 from stacsync.stores.irods import PAGE_SIZE, IrodsClientLike, ObjectRow

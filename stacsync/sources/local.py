@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from stacsync.config import Settings, is_included
+from stacsync.config.settings import Settings
 from stacsync.core.names import display, gdal_can_open
 from stacsync.core.records import SourceEntry
 from stacsync.sources import Listing
+from stacsync.sources.include import is_included
 
 log = logging.getLogger(__name__)
 

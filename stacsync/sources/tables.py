@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import os
 
-from stacsync.config import Settings, TableConfig
+from stacsync.config.settings import Settings, TableConfig
+from stacsync.core.atomic import atomic_path
 from stacsync.sources import Source
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,11 @@ def _fetch(table: TableConfig, source: Source) -> None:
     except FileNotFoundError:
         pass
     import shutil
-    import tempfile
 
     local.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=local.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, source.open(table.source_relpath) as stream:
+    with atomic_path(local, mode=None, prefix=".fetch-") as tmp:
+        with tmp.open("wb") as out, source.open(table.source_relpath) as stream:
             shutil.copyfileobj(stream, out, 1024 * 1024)
         # The object's mtime on the copy: the layout fingerprint sees exactly its changes.
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
-        os.replace(tmp, local)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     log.info("fetched metadata table %s (%d bytes)", table.source_relpath, entry.size)

@@ -1,13 +1,13 @@
 """The one seam between stacsync and an iRODS server: the only module that imports `irods`.
 
 Thin on purpose: sessions, one paged listing query, streams, writes, checksums and ACLs.
+Where a session connects (environment file, variables, CyVerse defaults) is `irods_env`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import posixpath
 import socket
@@ -23,7 +23,12 @@ from irods.column import Criterion, In
 from irods.models import Collection, CollectionAccess, DataAccess, DataObject, User
 from irods.session import NonAnonymousLoginWithoutPassword, iRODSSession
 
-from stacsync.core.errors import StacsyncError
+from stacsync.stores.irods_env import (
+    ANONYMOUS,
+    IrodsConnectError,
+    anonymous_target,
+    environment_file,
+)
 
 __all__ = [
     "ANONYMOUS",
@@ -42,14 +47,11 @@ __all__ = [
     "is_not_found",
 ]
 
-ANONYMOUS = "anonymous"
 # The server serves at most MAX_SQL_ROWS (256) rows per GenQuery page, whatever a client asks:
 # a bigger page size changes nothing but the request.
 PAGE_SIZE = MAX_SQL_ROWS
 GOOD_REPLICA = "1"
 DEFAULT_TIMEOUT = 120.0
-# Where anonymous access goes when neither the environment nor an env file says otherwise.
-CYVERSE = {"irods_host": "data.cyverse.org", "irods_port": 1247, "irods_zone_name": "iplant"}
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     irods_exc.NetworkException,
@@ -94,10 +96,6 @@ NO_GOOD_REPLICA_ERRORS: tuple[type[BaseException], ...] = (
 )
 # Access levels at or above read_object (iRODS 4.3 names; 4.2 spells them with spaces).
 _READ_LEVEL = iRODSAccess.to_int("read_object")
-
-
-class IrodsConnectError(StacsyncError):
-    """No iRODS session can be set up from this machine's iRODS environment; says what to fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +202,10 @@ class IrodsClient:
         $IRODS_ZONE_NAME, then the env file if there is one, then CyVerse's Data Store.
         Nothing connects until the first call; no credential ever reaches a log or a message.
         """
-        path = (
-            env_file
-            or os.environ.get("IRODS_ENVIRONMENT_FILE")
-            or os.path.expanduser("~/.irods/irods_environment.json")
-        )
+        path = environment_file(env_file)
         try:
             if anonymous:
-                host, port, zone = _anonymous_target(path)
+                host, port, zone = anonymous_target(path)
                 session = iRODSSession(host=host, port=port, user=ANONYMOUS, password="", zone=zone)
             else:
                 if not os.path.isfile(path):
@@ -477,25 +471,4 @@ def _object_row(row: dict) -> ObjectRow:
         checksum=row[DataObject.checksum] or None,
         replica_number=int(row[DataObject.replica_number]),
         replica_status=str(row[DataObject.replica_status]),
-    )
-
-
-def _anonymous_target(env_file: str) -> tuple[str, int, str]:
-    """Host, port and zone for an anonymous session: environment, env file, then CyVerse."""
-    settings = dict(CYVERSE)
-    if os.path.isfile(env_file):
-        with open(env_file, encoding="utf-8") as fh:
-            data = json.load(fh)
-        settings.update({k: data[k] for k in CYVERSE if k in data})
-    for key, var in (
-        ("irods_host", "IRODS_HOST"),
-        ("irods_port", "IRODS_PORT"),
-        ("irods_zone_name", "IRODS_ZONE_NAME"),
-    ):
-        if os.environ.get(var):
-            settings[key] = os.environ[var]
-    return (
-        str(settings["irods_host"]),
-        int(settings["irods_port"]),
-        str(settings["irods_zone_name"]),
     )

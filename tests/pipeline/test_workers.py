@@ -1,0 +1,112 @@
+"""Tests for stacsync.pipeline.workers: header extraction in processes gives what threads give."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import BAD, GOOD, age, catalog_bytes
+
+import stacsync.pipeline.examine
+import stacsync.pipeline.workers
+from stacsync.config.load import quick_settings
+from stacsync.core.errors import ExtractError
+from stacsync.extract.dispatch import extract_file
+from stacsync.manifest.db import Manifest
+from stacsync.pipeline.sync import SyncPass
+from stacsync.pipeline.workers import ExtractorPool
+
+
+def crash_on_marked_files(path: str, **options):
+    """Module level, so worker processes can unpickle it; dies like a segfaulting reader."""
+    if "crash" in Path(path).name:
+        os._exit(139)
+    return extract_file(path, **options)
+
+
+def test_pool_gives_what_extract_file_gives(testdata: Path) -> None:
+    names = [*GOOD[:4], "autzen_trim.laz"]
+    with ExtractorPool(2) as pool:
+        for name in names:
+            path = str(testdata / name)
+            assert pool.extract(path) == extract_file(path)
+        with pytest.raises(ExtractError, match=r"^empty\.tif: file is empty"):
+            pool.extract(str(testdata / "empty.tif"))
+
+
+def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> None:
+    src = copy_testdata("byte.tif", "elev.tif")
+    (src / "crash.tif").write_bytes((src / "byte.tif").read_bytes())
+    with ExtractorPool(2, extract=crash_on_marked_files) as pool:
+        with pytest.raises(ExtractError, match=r"^crash\.tif: the reader crashed"):
+            pool.extract(str(src / "crash.tif"))
+        # The pool is replaced: the next files are read as usual.
+        assert pool.extract(str(src / "elev.tif")) == extract_file(src / "elev.tif")
+
+
+def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_path, monkeypatch):
+    src = tmp_path / "drone"
+    copy_testdata(*GOOD, *BAD, dest=src)
+    age(src)
+    started: list[int] = []
+
+    class CountedPool(ExtractorPool):
+        def __init__(self, workers: int):
+            started.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CountedPool)
+    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 5)
+    catalogs = []
+    for workers in (2, 1):
+        out = tmp_path / f"w{workers}"
+        settings = quick_settings(src, out / "catalog", out / "db.sqlite")
+        settings = settings.__class__(**{**settings.__dict__, "workers": workers})
+        with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+            summary = SyncPass(settings, db).run()
+            errors = dict(db.conn.execute("SELECT path, error FROM errors"))
+        assert summary.added == len(GOOD) + len(BAD)
+        assert summary.errors == len(BAD)
+        catalogs.append((catalog_bytes(out / "catalog"), errors))
+    assert started == [2]  # only the two-worker build started processes
+    assert catalogs[0] == catalogs[1]
+
+
+KILLED_PASS = """
+import os, sys, time
+sys.path.insert(0, {here!r})
+import pidof
+from stacsync.pipeline.workers import ExtractorPool
+
+if __name__ == "__main__":
+    pool = ExtractorPool(2, extract=pidof.worker_pid)
+    print(pool.extract("any"), flush=True)
+    time.sleep(120)
+"""
+
+
+def test_workers_end_when_their_pass_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "pidof.py").write_text(
+        "import os\n\ndef worker_pid(path, **options):\n    return os.getpid()\n"
+    )
+    script = tmp_path / "killed_pass.py"
+    script.write_text(KILLED_PASS.format(here=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    os.kill(worker, 0)  # alive while the pass is
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker {worker} outlived its killed pass")
