@@ -22,6 +22,8 @@ from stacsync.cli.common import (
 )
 from stacsync.cli.manifest import manifest
 from stacsync.cli.validate import validate
+from stacsync.config.kinds import MIN_INTERVAL
+from stacsync.config.registry import WATCH_MODES, default_of
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,23 +153,26 @@ def demo(directory: Path, missions: int, as_json: bool) -> None:
 @click.option("--config", "-c", required=True, type=click.Path(path_type=Path), help="TOML config.")
 @click.option(
     "--watch",
-    type=click.Choice(["auto", "events", "poll"]),
+    type=click.Choice(WATCH_MODES),
     help="How to notice changes (overrides [daemon] watch; auto polls FUSE/NFS/SMB mounts).",
 )
 @click.option(
     "--settle-seconds",
     type=click.FloatRange(min=0),
-    help="A changed file must keep its size and mtime this long before a pass (default 30).",
+    help="A changed file must keep its size and mtime this long before a pass "
+    f"(default {default_of('daemon', 'settle_seconds'):g}).",
 )
 @click.option(
     "--poll-seconds",
-    type=click.FloatRange(min=0.1),
-    help="Seconds between stat-diff passes when polling (default 120).",
+    type=click.FloatRange(min=MIN_INTERVAL),
+    help=f"Seconds between stat-diff passes when polling "
+    f"(default {default_of('daemon', 'poll_seconds'):g}).",
 )
 @click.option(
     "--reconcile-seconds",
-    type=click.FloatRange(min=0.1),
-    help="Seconds between full reconciles while watching events (default 3600).",
+    type=click.FloatRange(min=MIN_INTERVAL),
+    help="Seconds between full reconciles while watching events "
+    f"(default {default_of('daemon', 'reconcile_seconds'):g}).",
 )
 @library_errors
 def run(
