@@ -142,12 +142,16 @@ def _area_of_use(crs_wkt: str) -> Any:
     crs = parse_crs(crs_wkt)
     if crs.area_of_use is not None:
         return crs.area_of_use
-    try:
-        # Identification searches proj.db (tens of ms); the cache makes it once per CRS.
-        authority = crs.to_authority(min_confidence=90)
-        return pyproj.CRS.from_authority(*authority).area_of_use if authority else None
-    except CRSError:
-        return None
+    # Identified as for proj:code (a WKT without authority codes too), else by its horizontal
+    # part: a compound without a code of its own lies where that part does. Cached per CRS.
+    for part in (crs, _horizontal(crs)):
+        try:
+            code, _ = identify_crs(part.to_wkt())
+            if code:
+                return pyproj.CRS.from_user_input(code).area_of_use
+        except (CRSError, ExtractError):
+            continue
+    return None
 
 
 def check_area_of_use(bbox: BBox, crs: pyproj.CRS, crs_wkt: str, warnings: list[str]) -> None:

@@ -42,8 +42,8 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]
         ("test_esri_wkt.tif", "EPSG:5070"),
         # Equivalent to EPSG:6880 only under another name (confidence 70).
         ("file_with_both_wkt_and_geotiff_vlrs.las", "EPSG:6880"),
-        # Compound CRS without a code of its own: its horizontal part's code.
-        ("autzen-bmx-2010.las", "EPSG:2991"),
+        # Compound CRS without a code of its own: none (proj:wkt2 carries it).
+        ("autzen-bmx-2010.las", None),
         # BoundCRS (TOWGS84): its source CRS's code.
         ("test1_4.las", "EPSG:2903"),
         # Only similar names (confidence 50 / 25): no code rather than a wrong one.
