@@ -1,10 +1,14 @@
-"""Read the coarse levels of a COPC point cloud's octree: a bounded sample of its X/Y positions.
+"""What a COPC cloud's octree says about where its points are: node cubes and coarse points.
 
-Only the COPC info VLR, the root hierarchy page and the few nodes chosen are read and decoded.
+Every node's cube holds all of its points, but a coarse node's cube is large: its points are a
+sample of the whole cube, and no deeper node need lie where they do. So the coarse levels are
+decoded (X/Y only, a bounded number of points) and the deeper nodes stand as their cubes. Only
+the COPC info VLR, the root hierarchy page and the coarse nodes are read.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -31,11 +35,22 @@ class CopcError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CopcSample:
-    """X/Y of every point in octree levels 0..deepest, in the file's CRS units."""
+    """X/Y of every point in octree levels 0..deepest, in the file's CRS units, and the rest.
+
+    `nodes` holds (level, x, y) of every node below `deepest` that holds points or whose
+    subtree is described in a child page (not read): their cubes hold all the other points.
+    The octree's cube is `center` ± `halfsize`; a level-d node (d, i, j) spans
+    [center - halfsize + i * side, ... + side] in x (j in y), side = 2 * halfsize / 2**d.
+    """
 
     x: np.ndarray
     y: np.ndarray
     deepest: int
+    nodes: np.ndarray  # int64 (n, 3): level, x, y
+    center: tuple[float, float]
+    halfsize: float
+    hierarchy_bytes: int  # of the root hierarchy page
+    node_bytes: int  # of the decoded nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,9 @@ def read_copc_sample(
     """
     if len(info) < _INFO.size:
         raise CopcError(f"COPC info VLR is {len(info)} bytes, shorter than {_INFO.size}")
-    page_offset, page_size = _INFO.unpack_from(info)[5:7]
+    cx, cy, _cz, halfsize, _spacing, page_offset, page_size = _INFO.unpack_from(info)
+    if not (math.isfinite(cx) and math.isfinite(cy) and math.isfinite(halfsize) and halfsize > 0):
+        raise CopcError(f"COPC info VLR has an impossible cube (halfsize {halfsize})")
     entries = _root_page(read_at, layout, page_offset, page_size)
     deepest = _deepest_level(entries, max_points)
     chosen = sorted((e for e in entries if 0 <= e[0] <= deepest and e[6] > 0), key=lambda e: e[4])
@@ -89,7 +106,20 @@ def read_copc_sample(
     stride = (layout.record_length,)
     x = np.ndarray((count,), "<i4", points, 0, stride) * layout.scales[0] + layout.offsets[0]
     y = np.ndarray((count,), "<i4", points, 4, stride) * layout.scales[1] + layout.offsets[1]
-    return CopcSample(x=x, y=y, deepest=deepest)
+    below = [(e[0], e[1], e[2]) for e in entries if e[0] > deepest and e[6] != 0]
+    for level, x_key, y_key in below:
+        if not (0 < level < 32 and 0 <= x_key < 1 << level and 0 <= y_key < 1 << level):
+            raise CopcError(f"octree node {level}-{x_key}-{y_key} is outside the octree")
+    return CopcSample(
+        x=x,
+        y=y,
+        deepest=deepest,
+        nodes=np.asarray(below, dtype=np.int64).reshape(-1, 3),
+        center=(cx, cy),
+        halfsize=halfsize,
+        hierarchy_bytes=page_size,
+        node_bytes=len(compressed),
+    )
 
 
 def _root_page(

@@ -15,10 +15,9 @@ from typing import Any, BinaryIO
 import laspy
 
 from stacsync.core.errors import ExtractError
-from stacsync.core.records import AssetMeta, PointCloudInfo
+from stacsync.core.records import AssetMeta, BBox, PointCloudInfo
 from stacsync.core.retry import is_transient
 from stacsync.extract.crs import identify_crs
-from stacsync.extract.footprint import Traced
 from stacsync.extract.las_crs import choose_crs
 from stacsync.extract.las_footprint import copc_outline, header_footprint
 from stacsync.extract.las_header import (
@@ -79,7 +78,8 @@ def extract_pointcloud_stream(
 
     `name` is the bare file name used in messages. Only the header, the VLRs, the LAZ
     chunk-table pointer and the EVLR headers are read, plus, for a COPC cloud and unless
-    `read_overviews` is false, the points of its octree's coarse levels (for the footprint).
+    `read_overviews` is false, its root hierarchy page and the points of its octree's coarse
+    levels (for the footprint).
     """
     try:
         return _extract(fileobj, size, name, crs_override, read_overviews)
@@ -131,14 +131,13 @@ def _asset_meta(
     crs_wkt: str,
     name: str,
     warnings: list[str],
-    outline: tuple[Traced, str] | None,
+    outline: tuple[BBox, dict[str, Any], str] | None,
 ) -> AssetMeta:
     # The header box always: it checks the header against the CRS's area of use.
     bbox_4326, geometry = header_footprint(h, crs_wkt, name, warnings)
     method = "header box"
     if outline is not None:  # a COPC cloud: where its points are
-        traced, method = outline
-        bbox_4326, geometry = traced.bbox, traced.geometry
+        bbox_4326, geometry, method = outline
     crs_code, crs_wkt2 = identify_crs(crs_wkt)
     copc = h.compressed and any(v.user_id == "copc" and v.record_id == 1 for v in vlrs)
     encoding, media_type = _encoding(h.compressed, copc)
