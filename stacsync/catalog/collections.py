@@ -56,6 +56,7 @@ class CollectionInput:
     items_summary: ItemsSummary | None = None  # None: no summaries, no item_assets
     asset_titles: Mapping[str, str] = field(default_factory=dict)  # asset key → title
     license_url: str | None = None  # the license text; default spdx.org for an SPDX id
+    catalog_title: str = "Catalog"  # the title of the root and parent links: the catalog's
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class CatalogInput:
     title: str | None
     description: str
     collection_ids: tuple[str, ...]
+    collection_titles: Mapping[str, str] = field(default_factory=dict)  # id → title, if any
 
 
 def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
@@ -101,10 +103,11 @@ def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
     root = links.href(path, catalog_path())
     collection.add_links(
         [
-            link("root", root, JSON_TYPE),
-            link("parent", root, JSON_TYPE),
+            link("root", root, JSON_TYPE, c.catalog_title),
+            link("parent", root, JSON_TYPE, c.catalog_title),
             *(
-                link("item", links.href(path, item_path(c.id, i)), GEOJSON_TYPE)
+                # Titled by the item id: a collection is rendered from ids, no item is read.
+                link("item", links.href(path, item_path(c.id, i)), GEOJSON_TYPE, i)
                 for i in sorted(c.item_ids)
             ),
             # After the items, so that item links keep their positions (links[2 + i]).
@@ -113,7 +116,7 @@ def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
     )
     own = links.self_href(path)
     if own is not None:
-        collection.add_link(link("self", own, JSON_TYPE))
+        collection.add_link(link("self", own, JSON_TYPE, c.title or c.id))
     return to_dict(collection)
 
 
@@ -191,14 +194,15 @@ def _license_links(license_id: str, url: str | None) -> list[pystac.Link]:
     """A `license` link: the configured URL, else the SPDX page of an SPDX license id."""
     if url:
         # Whatever the URL serves (HTML, PDF, text) is unknown, so no `type` is claimed.
-        return [link("license", url)]
+        return [link("license", url, title=f"License: {license_id}")]
     if (
         license_id.lower() in _NOT_SPDX
         or license_id.startswith(("LicenseRef-", "DocumentRef-"))  # user-defined ids
         or not _SPDX_ID.fullmatch(license_id)
     ):
         return []  # "other", a private id or an SPDX expression: no spdx.org page to point at
-    return [link("license", SPDX_LICENSE_URL.format(license_id), HTML_TYPE)]
+    url = SPDX_LICENSE_URL.format(license_id)
+    return [link("license", url, HTML_TYPE, f"License: {license_id}")]
 
 
 def _item_assets(summary: ItemsSummary, titles: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -219,16 +223,22 @@ def render_catalog(c: CatalogInput, links: Links) -> dict[str, Any]:
     path = catalog_path()
     catalog = pystac.Catalog(id=c.id, description=c.description, title=c.title or None)
     catalog.clear_links()  # the constructor's root link points at the object in memory
+    title = c.title or c.id
     catalog.add_links(
         [
-            link("root", links.href(path, path), JSON_TYPE),
+            link("root", links.href(path, path), JSON_TYPE, title),
             *(
-                link("child", links.href(path, collection_path(cid)), JSON_TYPE)
+                link(
+                    "child",
+                    links.href(path, collection_path(cid)),
+                    JSON_TYPE,
+                    c.collection_titles.get(cid) or cid,
+                )
                 for cid in sorted(c.collection_ids)
             ),
         ]
     )
     own = links.self_href(path)
     if own is not None:
-        catalog.add_link(link("self", own, JSON_TYPE))
+        catalog.add_link(link("self", own, JSON_TYPE, title))
     return to_dict(catalog)

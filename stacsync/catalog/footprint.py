@@ -18,22 +18,23 @@ COORD_DECIMALS = 9  # 1e-9 degrees is ~0.1 mm: below any survey precision, stabl
 
 
 def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
-    """Union of the assets' WGS84 footprints and a bbox holding all of them.
+    """Union of the assets' WGS84 footprints and the bbox of that union, as written.
 
-    Across the antimeridian the geometry stays split at ±180 (a MultiPolygon) and the bbox
-    has west > east, as STAC and RFC 7946 ask.
+    The geometry written covers the union (rounding to COORD_DECIMALS moves edges outward,
+    never into the data), is valid, has counter-clockwise exteriors and clockwise holes
+    (RFC 7946) and no repeated consecutive vertices; the bbox is its bounds. Across the
+    antimeridian the geometry stays split at ±180 (a MultiPolygon) and the bbox has
+    west > east, as STAC and RFC 7946 ask.
     """
     # shapely costs start-up time; only a render pays it.
     import shapely
     from shapely.affinity import translate
-    from shapely.geometry import shape
+    from shapely.geometry import mapping, shape
 
     parts = [p for m in metas for p in shapely.get_parts(shape(m.geometry_4326))]
     intervals = [(m.bbox_4326[0], m.bbox_4326[2]) for m in metas]
     intervals += [(p.bounds[0], p.bounds[2]) for p in parts if not p.is_empty]
     west, east = _longitude_extent(intervals)
-    south = min([m.bbox_4326[1] for m in metas] + [p.bounds[1] for p in parts if not p.is_empty])
-    north = max([m.bbox_4326[3] for m in metas] + [p.bounds[3] for p in parts if not p.is_empty])
     crosses = west > east
     if crosses:
         # Union in a longitude space that runs on past 180, so halves split at ±180 join.
@@ -44,13 +45,80 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
         merged = shapely.convex_hull(shapely.GeometryCollection(parts))
     elif _positions(merged) > ITEM_MAX_VERTICES:
         merged = _fewer_vertices(merged, east + 360.0 if crosses else 180.0)
-        low, bottom, high, top = merged.bounds  # a little larger than the assets' union
-        west, east = min(west, low), max(east, high - 360.0 if crosses else high)
-        south, north = min(south, bottom), max(north, top)
-    if crosses:
-        merged = _split_at_180(merged)
-    bbox = [_round(west), _round(south), _round(east), _round(north)]
-    return _geojson(merged), bbox
+    written = _outward(merged, crosses)
+    return _lists(mapping(written)), _bbox(written)
+
+
+ROUND_STEP = 10.0**-COORD_DECIMALS
+
+
+def _outward(merged: BaseGeometry, crosses: bool) -> BaseGeometry:
+    """`merged` (split at ±180 if it crosses) rounded so that it still covers all of it.
+
+    Rounding each vertex to the nearest step can cut into the polygon by half a step; when
+    it would (or would leave a repeated vertex or an invalid ring), the polygon is grown by
+    a step (mitre joins), snapped to the grid of steps (shapely.set_precision keeps it
+    valid) and rounded; the growth doubles until the result covers the exact union.
+    """
+    import shapely
+
+    exact = _tidy(_split_at_180(merged) if crosses else merged)
+    rounded = _rounded(exact)
+    if exact.area == 0 or _sound(rounded, exact):
+        return rounded  # already on the grid (or degenerate: a point or a line)
+    margin = ROUND_STEP
+    while True:
+        grown = merged.buffer(margin, join_style="mitre")
+        grown = _split_at_180(grown) if crosses else grown
+        grown = shapely.clip_by_rect(grown, -180.0, -90.0, 180.0, 90.0)
+        rounded = _rounded(_tidy(shapely.set_precision(grown, ROUND_STEP)))
+        if _sound(rounded, exact) or margin > 1e-3:
+            return rounded
+        margin *= 2.0
+
+
+def _tidy(geom: BaseGeometry) -> BaseGeometry:
+    import shapely
+
+    geom = shapely.simplify(geom, 0.0)  # drop collinear vertices left where footprints joined
+    geom = shapely.normalize(geom)
+    return shapely.orient_polygons(geom, exterior_cw=False)  # RFC 7946: exteriors CCW
+
+
+def _rounded(geom: BaseGeometry) -> BaseGeometry:
+    import numpy as np
+    import shapely
+
+    return shapely.transform(geom, lambda xy: np.round(xy, COORD_DECIMALS) + 0.0)
+
+
+def _sound(geom: BaseGeometry, exact: BaseGeometry) -> bool:
+    """Valid, covering `exact`, and no ring with a vertex repeated right after itself."""
+    return bool(geom.is_valid and geom.covers(exact) and not repeated_vertices(geom))
+
+
+def repeated_vertices(geom: BaseGeometry) -> int:
+    """How many vertices of the geometry's rings and lines repeat the one before them."""
+    import numpy as np
+    import shapely
+
+    count = 0
+    for part in shapely.get_parts(geom):
+        lines = shapely.get_rings(part) if part.geom_type == "Polygon" else [part]
+        for line in lines:
+            xy = shapely.get_coordinates(line)
+            count += int(np.all(xy[1:] == xy[:-1], axis=1).sum())
+    return count
+
+
+def _bbox(geom: BaseGeometry) -> list[float]:
+    """The bounds of the geometry as written (west > east across the antimeridian)."""
+    import shapely
+
+    bounds = [p.bounds for p in shapely.get_parts(geom) if not p.is_empty]
+    west, east = _longitude_extent((b[0], b[2]) for b in bounds)
+    south, north = min(b[1] for b in bounds), max(b[3] for b in bounds)
+    return [west + 0.0, south + 0.0, east + 0.0, north + 0.0]
 
 
 # Each asset's footprint has at most 256 vertices; the union of several, with their
@@ -123,18 +191,6 @@ def _split_at_180(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union_all(pieces)
 
 
-def _geojson(geom: BaseGeometry) -> dict[str, Any]:
-    import numpy as np
-    import shapely
-    from shapely.geometry import mapping
-
-    geom = shapely.simplify(geom, 0.0)  # drop collinear vertices left where footprints joined
-    geom = shapely.normalize(geom)
-    geom = shapely.orient_polygons(geom, exterior_cw=False)  # RFC 7946: exterior rings CCW
-    geom = shapely.transform(geom, lambda xy: np.round(xy, COORD_DECIMALS) + 0.0)
-    return _lists(mapping(geom))
-
-
 def _lists(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _lists(v) for k, v in value.items()}
@@ -143,10 +199,3 @@ def _lists(value: Any) -> Any:
     if isinstance(value, float):
         return value + 0.0  # -0.0 → 0.0
     return value
-
-
-def _round(value: float) -> float:
-    import numpy as np
-
-    # The same rounding as the geometry's vertices, so the bbox still holds them.
-    return float(np.round(value, COORD_DECIMALS)) + 0.0

@@ -80,6 +80,9 @@ class ItemInput:
     pc_type: str = "lidar"
     thumbnail: bool = False  # a PNG is published beside the item (at `thumbnail_path`)
     title: str | None = None
+    # Titles of the links up: the catalog's (else its id) and the collection's (else its id).
+    catalog_title: str | None = None
+    collection_title: str | None = None
 
 
 def render_item(item: ItemInput, links: Links) -> dict[str, Any]:
@@ -112,11 +115,12 @@ def render_item(item: ItemInput, links: Links) -> dict[str, Any]:
         else:
             stac_item.add_asset(key, shown[key])
     coll = collection_path(item.collection_id)
+    coll_title = item.collection_title or item.collection_id
     stac_item.add_links(
         [
-            link("root", links.href(path, catalog_path()), JSON_TYPE),
-            link("parent", links.href(path, coll), JSON_TYPE),
-            link("collection", links.href(path, coll), JSON_TYPE),
+            link("root", links.href(path, catalog_path()), JSON_TYPE, item.catalog_title),
+            link("parent", links.href(path, coll), JSON_TYPE, coll_title),
+            link("collection", links.href(path, coll), JSON_TYPE, coll_title),
         ]
     )
     own = links.self_href(path)

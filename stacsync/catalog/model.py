@@ -93,9 +93,11 @@ def _field_names(fields: Mapping[str, Any]) -> Iterator[str]:
                 yield from band
 
 
-def link(rel: str, href: str, media_type: str | None = None) -> pystac.Link:
-    """A link whose href is written exactly as given."""
-    made = pystac.Link(rel, href, media_type=media_type)
+def link(
+    rel: str, href: str, media_type: str | None = None, title: str | None = None
+) -> pystac.Link:
+    """A link whose href is written exactly as given (a title where stacsync knows one)."""
+    made = pystac.Link(rel, href, media_type=media_type, title=title or None)
     # The constructor rewrites backslashes (and makes a self href absolute against the working
     # directory): stacsync's hrefs are final, so the documented `target` setter puts them back.
     made.target = href

@@ -47,7 +47,8 @@ COMMIT_BATCH = 200
 # The shape of what the model writes from the same manifest rows, part of the pass's layout
 # fingerprint: a new value has the next pass re-render every item once (an item whose bytes
 # come out the same is not rewritten). 2: objects built through pystac, in its key order.
-ITEM_FORMAT = 2
+# 3: titled links; footprints rounded outward (they cover the data), bbox = their bounds.
+ITEM_FORMAT = 3
 
 
 class Renderer:
@@ -202,7 +203,12 @@ class Renderer:
             assets=tuple(assets),
             pc_type=collection.pc_type,
             title=title,
+            catalog_title=self._catalog_title(),
+            collection_title=collection.title or collection.id,
         )
+
+    def _catalog_title(self) -> str:
+        return self.settings.catalog_title or self.settings.catalog_id
 
     def _thumbnail_source(self, rows: list, assets: tuple) -> tuple[str, str] | None:
         """(path, PNG hash) of the file whose thumbnail the item shows, or None.
@@ -269,6 +275,7 @@ class Renderer:
                     items_summary=self._items_summary(cid),
                     asset_titles=collection.asset_titles,
                     license_url=collection.license_url,
+                    catalog_title=self._catalog_title(),
                 ),
                 self.links,
             )
@@ -318,6 +325,7 @@ class Renderer:
                 title=self.settings.catalog_title,
                 description=self.settings.catalog_description,
                 collection_ids=tuple(sorted(self.collections)),
+                collection_titles={cid: c.title for cid, c in self.collections.items() if c.title},
             ),
             self.links,
         )

@@ -522,7 +522,12 @@ def test_demo_collection_describes_its_items(demo: Path, schema_root: Path) -> N
     assert collection["item_assets"]["points"]["pc:type"] == "lidar"
     license_links = [link for link in collection["links"] if link["rel"] == "license"]
     assert license_links == [
-        {"rel": "license", "href": "https://spdx.org/licenses/CC-BY-4.0.html", "type": "text/html"}
+        {
+            "rel": "license",
+            "href": "https://spdx.org/licenses/CC-BY-4.0.html",
+            "type": "text/html",
+            "title": "License: CC-BY-4.0",
+        }
     ]
     assert collection["providers"] == [
         {

@@ -664,6 +664,7 @@ def test_collection(links: Links, validator: SchemaValidator) -> None:
             "rel": "self",
             "href": f"{base}/missions/collection.json",
             "type": "application/json",
+            "title": "OFO missions",
         }
     else:
         assert item_links == ["./000421/000421.json", "./000422/000422.json"]
@@ -722,8 +723,12 @@ def test_catalog(links: Links, validator: SchemaValidator) -> None:
             "rel": "root",
             "href": "./catalog.json",
             "type": "application/json",
+            "title": "Open Forest Observatory",
         }
         assert all(link["rel"] != "self" for link in cat["links"])
+    # Every link is titled (stac-check's best practice): the collections by their ids here.
+    titles = [link["title"] for link in cat["links"]]
+    assert titles[1:3] == ["missions", "plots"]
 
 
 def test_collection_and_catalog_are_deterministic() -> None:
