@@ -138,7 +138,6 @@ BAD = [
     "warsaw_small.las",
     "simple.las",
     "1234_red_0_green_0_blue.tif",
-    "goes.tif",
     "dataset_mars.tif",
     "test_rpcs.tif",
 ]

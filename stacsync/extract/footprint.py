@@ -48,11 +48,21 @@ class Traced:
     geometry: dict[str, Any]  # GeoJSON Polygon or MultiPolygon, at most MAX_VERTICES positions
 
 
-def trace(valid: np.ndarray, transform: Affine, crs_wkt: str, *, chord: float = 0.02) -> Traced:
+def trace(
+    valid: np.ndarray,
+    transform: Affine,
+    crs_wkt: str,
+    *,
+    chord: float = 0.02,
+    grow: float | None = None,
+) -> Traced:
     """Outline of the True cells of `valid` (rows × cols), placed by `transform`, in EPSG:4326.
 
     The outline covers every valid cell whole (so every valid pixel centre), never leaves the
-    grid's rectangle, has no holes and at most MAX_VERTICES positions. Its straight lon/lat
+    grid's rectangle, has no holes and at most MAX_VERTICES positions. With `grow` (rasters),
+    it is first grown by that many cells of the level it is traced at (in the native CRS,
+    before simplifying, which only keeps what still covers the cells), and its last
+    simplification in EPSG:4326 only moves it outward. Its straight lon/lat
     edges keep within `chord` of a cell of the curves they stand for (so of the grid box, and of
     anything a cell holds). Raises ExtractError when nothing is valid or the outline cannot be
     placed on the Earth (the caller keeps the grid box).
@@ -66,12 +76,14 @@ def trace(valid: np.ndarray, transform: Affine, crs_wkt: str, *, chord: float = 
     target = MAX_VERTICES
     while True:
         # In grid cells; the last row and column of the grid may be only partly inside it.
-        outline, size = _covering(grid, cols / factor, rows / factor, target)
+        outline, size = _covering(grid, cols / factor, rows / factor, target, grow or 0.0)
         rings = [
             np.asarray(affine_transform(p, _shapely_affine(to_native)).exterior.coords)
             for p in _parts(outline)
         ]
-        bbox, geometry = outline_4326(rings, crs_wkt, tolerance=chord * size * native_cell)
+        bbox, geometry = outline_4326(
+            rings, crs_wkt, tolerance=chord * size * native_cell, outward=grow is not None
+        )
         if _positions(geometry) <= MAX_VERTICES or target <= 8:
             break
         target //= 2  # edges that curve in EPSG:4326 gained vertices: ask for fewer
@@ -121,7 +133,9 @@ def _pooled(valid: np.ndarray, factor: int) -> tuple[np.ndarray, int]:
     return blocks.any(axis=(1, 3)), factor
 
 
-def _covering(grid: np.ndarray, width: float, height: float, target: int) -> tuple[Any, int]:
+def _covering(
+    grid: np.ndarray, width: float, height: float, target: int, grow: float = 0.0
+) -> tuple[Any, int]:
     """A polygon of at most `target` positions covering every True cell, inside the grid.
 
     Returns it in grid cells, with the size (in grid cells) of the cells it was traced from.
@@ -129,16 +143,25 @@ def _covering(grid: np.ndarray, width: float, height: float, target: int) -> tup
     then simplified still hold every cell (checked: GEOS may move a ring's ends further); where
     no tolerance of up to one cell meets the target, the grid is pooled 2 × 2 and traced again,
     which is also how speckled masks stay cheap. Clipping to the grid cannot uncover a cell.
+    With `grow`, the cells are first grown by that many cells of the level traced.
     """
     level, size = grid, 1
     while True:
         if _corner_count(level) <= 16 * target:  # else polygonising only to give up is waste
             # Pooled cells may reach past the grid's last row and column.
             cells = _filled(shapely.clip_by_rect(_cells(level, size), 0.0, 0.0, width, height))
-            if _positions_of(cells) <= target:
+            margin = grow * size
+            if margin > 0:
+                wide = cells.buffer(margin, join_style="mitre", mitre_limit=2.0)
+                wide = _filled(shapely.clip_by_rect(wide, 0.0, 0.0, width, height))
+                if _positions_of(wide) <= target and wide.covers(cells):
+                    return wide, size
+            elif _positions_of(cells) <= target:
                 return cells, size
             for tolerance in (0.5 * size, 1.0 * size):
-                grown = cells.buffer(tolerance * 1.001, join_style="mitre", mitre_limit=2.0)
+                grown = cells.buffer(
+                    max(margin, tolerance) * 1.001, join_style="mitre", mitre_limit=2.0
+                )
                 simple = shapely.simplify(grown, tolerance, preserve_topology=True)
                 outline = _filled(shapely.clip_by_rect(simple, 0.0, 0.0, width, height))
                 if not outline.is_valid:  # parts that came to touch along an edge

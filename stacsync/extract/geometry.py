@@ -58,7 +58,11 @@ def footprint_4326(
 
 
 def outline_4326(
-    rings: Sequence[Sequence[tuple[float, float]]], crs_wkt: str, *, tolerance: float
+    rings: Sequence[Sequence[tuple[float, float]]],
+    crs_wkt: str,
+    *,
+    tolerance: float,
+    outward: bool = False,
 ) -> tuple[BBox, dict[str, Any]]:
     """Outer rings of a footprint of one or more parts, in the native CRS -> (bbox, GeoJSON).
 
@@ -68,12 +72,20 @@ def outline_4326(
     outline keeps its vertices, a satellite scene's long edges keep their curve. The parts are
     unioned on continuous longitudes and split at ±180 when they cross it; bbox is the
     geometry's own. Raises ExtractError as `footprint_4326` does, and for a part that winds
-    around a pole (the caller then keeps the grid box, which handles poles).
+    around a pole (the caller then keeps the grid box, which handles poles). `outward`: the
+    final simplification (SIMPLIFY_DEG) is kept only if it cuts nothing, and points off the
+    Earth (a geostationary disk's corners) are moved onto its limb, towards the outline's
+    on-Earth points, instead of refused.
     """
     arrays = [_ring_array(ring) for ring in rings]
     if not arrays:
         raise ExtractError("footprint outline has no parts")
     crs, source_wkt = _footprint_source(crs_wkt)
+    moved = False
+    if outward and tolerance > 0:
+        onto = [_onto_earth(ring, source_wkt, tolerance) for ring in arrays]
+        moved = any(m for _, m in onto)
+        arrays = [ring for ring, _ in onto]
     to_lonlat = functools.partial(_lonlat, source_wkt=source_wkt, geographic=crs.is_geographic)
     corners = [to_lonlat(ring) for ring in arrays]
     tolerance_deg = tolerance * _degrees_per_unit(np.concatenate(arrays), corners)
@@ -93,7 +105,14 @@ def outline_4326(
     west, _, east, _ = merged.bounds
     if west >= 180.0 or east <= -180.0:
         merged = translate(merged, xoff=-360.0 if west >= 180.0 else 360.0)
-    merged = shapely.simplify(merged, SIMPLIFY_DEG, preserve_topology=True)
+    if moved:
+        # Off the Earth's edge the outline follows the limb in tiny steps: simplify it back
+        # (by half a traced cell), then grow by as much, so nothing it held is cut.
+        limb = max(SIMPLIFY_DEG, 25.0 * tolerance_deg)
+        merged = shapely.simplify(merged, limb, preserve_topology=True)
+        merged = merged.buffer(limb, join_style="mitre", mitre_limit=2.0)
+    simple = shapely.simplify(merged, SIMPLIFY_DEG, preserve_topology=True)
+    merged = merged if outward and not simple.covers(merged) else simple
     west, south, east, north = merged.bounds
     if east - west >= 360.0 - _EPS:
         raise ExtractError("footprint outline spans every longitude")
@@ -226,6 +245,62 @@ def _transformer(src_text: str, dst_text: str) -> Transformer:
     # Building a Transformer searches proj.db for operations; reuse it per (source, target).
     # pyproj >= 3.1 Transformers are thread-safe, so the cache can be shared by worker threads.
     return Transformer.from_crs(parse_crs(src_text), parse_crs(dst_text), always_xy=True)
+
+
+# Points of an outline off the Earth at most: beyond, steps along the limb grow longer.
+_MAX_LIMB_POINTS = 200_000
+
+
+def _onto_earth(ring: np.ndarray, source_wkt: str, step: float) -> tuple[np.ndarray, bool]:
+    """The ring with its points that do not transform moved onto the Earth's limb.
+
+    Edges with an end off the Earth are first cut into pieces of at most `step`; each point
+    off the Earth is then moved towards the ring's on-Earth centre, by bisection, to the last
+    point that transforms (exact for a limb that is convex, as a geostationary disk's is).
+    Returns the ring and whether anything moved.
+    """
+    bad = ~_finite(ring, source_wkt)
+    if not bad.any():
+        return ring, False
+    edge = np.roll(ring, -1, axis=0) - ring
+    touching = bad | np.roll(bad, -1)
+    length = np.hypot(edge[:, 0], edge[:, 1])
+    total = float(length[touching].sum())
+    step = max(step, total / _MAX_LIMB_POINTS)
+    pieces = np.where(touching, np.maximum(1, np.ceil(length / step)), 1).astype(np.int64)
+    start = np.repeat(np.arange(len(ring)), pieces)
+    offset = np.arange(len(start)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    fine = ring[start] + edge[start] * (offset / pieces[start])[:, None]
+    bad = ~_finite(fine, source_wkt)
+    good = fine[~bad]
+    # Towards the outline's on-Earth points, or (a disk wholly inside it) its centroid.
+    centre = good.mean(axis=0) if len(good) else np.asarray(Polygon(ring).centroid.coords[0])
+    if not _finite(centre[None, :], source_wkt)[0]:
+        if not len(good):
+            raise ExtractError(
+                f"footprint is not finite in EPSG:4326 (none of {len(ring)} outline points "
+                "and not its centre can be transformed)"
+            )
+        centre = good[np.argmin(np.hypot(*(good - centre).T))]
+    lo, hi = np.zeros(int(bad.sum())), np.ones(int(bad.sum()))
+    away = fine[bad] - centre
+    for _ in range(48):
+        mid = (lo + hi) / 2.0
+        ok = _finite(centre + away * mid[:, None], source_wkt)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    fine[bad] = centre + away * lo[:, None]
+    return fine, True
+
+
+def _finite(pts: np.ndarray, source_wkt: str) -> np.ndarray:
+    """Which points transform to finite lon/lat."""
+    try:
+        lon, lat = _transformer(source_wkt, "EPSG:4326").transform(
+            pts[:, 0], pts[:, 1], errcheck=False
+        )
+    except ProjError as exc:
+        raise ExtractError(f"cannot place footprint on Earth: {_clean_proj(exc)}") from exc
+    return np.isfinite(np.asarray(lon, dtype=float)) & np.isfinite(np.asarray(lat, dtype=float))
 
 
 def _transform(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 __all__ = [
     "FULL_READ_BYTES",
@@ -21,6 +22,7 @@ __all__ = [
     "READ_SIDE",
     "Sample",
     "SamplePlan",
+    "border_checked",
     "data_bands",
     "plan_sample",
     "read_sample",
@@ -47,6 +49,7 @@ class SamplePlan:
 
     shape: tuple[int, int] | None
     level: str  # "1/16 overview (167x167 px)", or why nothing is read
+    factor: int = 1  # the overview read (1: full resolution, possibly decimated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class Sample:
     valid: np.ndarray  # (rows, cols) bool: a band other than alpha has data here
     transform: Affine  # the raster's transform at the sample's scale
     level: str
+    # (rows, cols) bool: cells holding a full-resolution valid pixel centre, as far as known:
+    # `valid`, plus what the full-resolution check of the data's border found; None: as `valid`
+    extent: np.ndarray | None = None
 
 
 def plan_sample(width: int, height: int, factors: Sequence[int], file_size: int = 0) -> SamplePlan:
@@ -94,7 +100,7 @@ def plan_sample(width: int, height: int, factors: Sequence[int], file_size: int 
         level = f"1/{factor} overview ({size})"
     else:
         level = f"1/{factor} overview read at 1/{factor * step} ({size})"
-    return SamplePlan(shape, level)
+    return SamplePlan(shape, level, factor)
 
 
 def data_bands(colorinterp: Sequence[str]) -> tuple[int, ...]:
@@ -127,4 +133,101 @@ def read_sample(src: Any, plan: SamplePlan, wanted: Sequence[int] = ()) -> Sampl
     counted = [k for k, band in enumerate(indexes) if band in bands]
     valid = ~missing[counted].all(axis=0)
     transform = src.transform @ Affine.scale(src.width / cols, src.height / rows)
-    return Sample(values, indexes, valid, transform, plan.level)
+    checked = tuple(indexes[k] for k in counted)
+    if plan.factor == 1:
+        # Full resolution read (maybe decimated): pool every pixel, so none is skipped.
+        if (rows, cols) != (src.height, src.width):
+            valid = _FullResolution(src, checked, (rows, cols)).cells(0, rows, 0, cols)
+        return Sample(values, indexes, valid, transform, plan.level, valid)
+    extent = border_checked(src, checked, valid)
+    return Sample(values, indexes, valid, transform, plan.level, extent)
+
+
+# --- the full-resolution check of an overview's border ---------------------------------------
+
+# At most this many full-resolution pixels (per band) are decoded to check a border; beyond it
+# every cell counts as valid (the footprint is then the grid box): a bounded cost per file.
+MAX_BORDER_PIXELS = 16 * MAX_LEVEL_PIXELS
+# Border cells are read in windows of about this many full-resolution pixels a side (at least
+# one cell), so neighbouring cells share a read and GDAL decodes each block about once.
+_WINDOW_SIDE = 256
+
+
+def border_checked(src: Any, bands: Sequence[int], valid: np.ndarray) -> np.ndarray:
+    """`valid` (cells of an overview-scale grid) grown by the cells that hold a full-resolution
+    valid pixel centre and touch the valid cells, transitively.
+
+    An overview can disagree with full resolution (an averaging overview turns a block with one
+    NaN into NaN; a nearest one picks a nodata pixel): every invalid cell next to a valid one is
+    read at full resolution, and so on from any cell found valid, so every cell around the
+    result was seen empty at full resolution. The cost grows with the border, not the area.
+    All cells count as valid if more than MAX_BORDER_PIXELS would be decoded.
+    """
+    full = _FullResolution(src, bands, valid.shape)
+    rows, cols = valid.shape
+    extent = valid.copy()
+    known = valid.copy()
+    step_r = max(1, round(_WINDOW_SIDE / full.cell[0]))
+    step_c = max(1, round(_WINDOW_SIDE / full.cell[1]))
+    while True:
+        frontier = _around(extent) & ~known
+        if not frontier.any():
+            return extent
+        br, bc = np.nonzero(frontier)
+        windows = set(zip((br // step_r).tolist(), (bc // step_c).tolist(), strict=True))
+        for wr, wc in sorted(windows):
+            r0, c0 = wr * step_r, wc * step_c
+            r1, c1 = min(rows, r0 + step_r), min(cols, c0 + step_c)
+            if full.decoded > MAX_BORDER_PIXELS:
+                return np.ones_like(valid)
+            extent[r0:r1, c0:c1] |= full.cells(r0, r1, c0, c1)
+            known[r0:r1, c0:c1] = True
+
+
+def _around(cells: np.ndarray) -> np.ndarray:
+    """Cells next to (8 ways) a True cell, the True cells included."""
+    p = np.pad(cells, 1)
+    out = np.zeros_like(cells)
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            out |= p[dr : dr + cells.shape[0], dc : dc + cells.shape[1]]
+    return out
+
+
+class _FullResolution:
+    """Which cells of a coarser grid over the raster hold a valid full-resolution pixel centre."""
+
+    def __init__(self, src: Any, bands: Sequence[int], shape: tuple[int, int]) -> None:
+        self.src, self.bands = src, tuple(bands)
+        self.cell = (src.height / shape[0], src.width / shape[1])
+        self.decoded = 0
+
+    def _first(self, cell: int, axis: int) -> int:
+        """First full-resolution pixel whose centre is in cell `cell` along `axis`."""
+        return max(0, math.ceil(cell * self.cell[axis] - 0.5))
+
+    def cells(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """(r1 - r0, c1 - c0) bool: the cells in these rows and columns that hold one."""
+        row_starts = [self._first(r, 0) for r in range(r0, r1 + 1)]
+        col_starts = [self._first(c, 1) for c in range(c0, c1 + 1)]
+        row_starts[-1] = min(row_starts[-1], self.src.height)
+        col_starts[-1] = min(col_starts[-1], self.src.width)
+        window = Window(
+            col_starts[0],
+            row_starts[0],
+            col_starts[-1] - col_starts[0],
+            row_starts[-1] - row_starts[0],
+        )
+        pixels = self.valid(window)
+        rs = np.asarray(row_starts[:-1]) - row_starts[0]
+        cs = np.asarray(col_starts[:-1]) - col_starts[0]
+        pooled = np.logical_or.reduceat(pixels, rs, axis=0) if pixels.size else pixels
+        return np.logical_or.reduceat(pooled, cs, axis=1) if pooled.size else pooled
+
+    def valid(self, window: Window) -> np.ndarray:
+        """Full-resolution validity in `window`: a band's mask says so and it is not NaN."""
+        self.decoded += int(window.width * window.height)
+        masks = self.src.read_masks(self.bands, window=window) > 0
+        if np.dtype(self.src.dtypes[self.bands[0] - 1]).kind in "fc":
+            masks &= ~np.isnan(self.src.read(self.bands, window=window))
+        return masks.any(axis=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import math
 import os
 import re
 import stat
@@ -281,10 +282,14 @@ def _describe(
     crs_code, crs_wkt = _crs(src, name, crs_override, warnings)
     _check_geotransform(src, name)
     corners = _corners(src)
+    off_globe: ExtractError | None = None
     try:
         grid = footprint_4326(corners, crs_wkt)
     except ExtractError as exc:
-        raise ExtractError(f"{name}: {exc}") from exc
+        if "cannot be transformed" not in str(exc):
+            raise ExtractError(f"{name}: {exc}") from exc
+        # Grid corners off the Earth (a geostationary disk): only its valid pixels place it.
+        off_globe, grid = exc, _OFF_GLOBE
     when, problem = tiff_datetime(src.tags().get("TIFFTAG_DATETIME"))
     if problem:
         warnings.append(problem)
@@ -295,6 +300,8 @@ def _describe(
         pixels = _Pixels(
             *grid, "grid box: overviews not read (extract.read_overviews = false)", None
         )
+    if off_globe is not None and pixels.geometry is _OFF_GLOBE[1]:
+        raise ExtractError(f"{name}: {off_globe}") from off_globe
     return AssetMeta(
         kind="raster",
         media_type=MEDIA_TYPE_COG if raster.is_cog else MEDIA_TYPE,
@@ -312,6 +319,10 @@ def _describe(
 
 
 # --- pixels: the valid-data footprint and the thumbnail, from one small read -------------------
+
+
+# Stands for the grid box of a grid whose corners are off the Earth: there is none.
+_OFF_GLOBE: tuple[BBox, dict[str, Any]] = ((math.nan,) * 4, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,17 +361,21 @@ def _look_at_pixels(
         )
         return _Pixels(*grid, f"grid box: {plan.level} cannot be read", None)
     thumbnail = render_thumbnail(sample, bands)
-    if not sample.valid.any():
+    extent = sample.valid if sample.extent is None else sample.extent
+    if not extent.any():
         warnings.append(
             f"no valid pixels: every pixel read ({sample.level}) is nodata or masked; "
             "the footprint is the whole grid"
         )
         return _Pixels(*grid, f"grid box: all nodata at {sample.level}", thumbnail)
-    if sample.valid.all():
+    if extent.all():
         # The traced outline would be the grid's rectangle: keep the exact grid box.
         return _Pixels(*grid, f"grid box: every pixel valid at {sample.level}", thumbnail)
     try:
-        traced = trace(sample.valid, sample.transform, crs_wkt)
+        # Grown one traced pixel, so no valid centre is cut; not when every full-resolution
+        # pixel was traced as such: each centre is half a pixel inside the outline already.
+        grow = 0.0 if extent.shape == (src.height, src.width) else 1.0
+        traced = trace(extent, sample.transform, crs_wkt, grow=grow)
     except ExtractError as exc:
         warnings.append(f"valid-data outline not usable ({exc}); the footprint is the grid box")
         return _Pixels(*grid, "grid box: valid-data outline not usable", thumbnail)
