@@ -51,7 +51,8 @@ cli.add_command(validate)
 @click.option(
     "--min-files",
     type=click.IntRange(min=0),
-    help="Quick form: fewer matching files than this is a failed listing (default 1).",
+    help="Quick form: fewer matching files than this is a failed listing "
+    f"(default {default_of('source', 'min_files')}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @library_errors

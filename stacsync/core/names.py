@@ -20,6 +20,8 @@ _CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 
 def is_utf8(name: str) -> bool:
     """False when `name` holds surrogate escapes: bytes that are not UTF-8."""
+    if name.isascii():  # nearly every name and message: no encode needed
+        return True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
