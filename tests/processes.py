@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from stacsync.core.ids import item_id
+
 COLLECTION = "files"
 
 
@@ -59,7 +61,8 @@ match = '^(?P<item>.+)$'
 
 
 def item_file(tmp_path: Path, relpath: str) -> Path:
-    item = relpath.replace("/", "__")
+    """The item file of a source file, in the quick form's layout (one item per file)."""
+    item = item_id(relpath)
     return tmp_path / "catalog" / COLLECTION / item / f"{item}.json"
 
 

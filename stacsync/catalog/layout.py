@@ -18,7 +18,7 @@ from typing import Any
 from stacsync.config.kinds import to_utc_iso
 from stacsync.config.settings import CollectionConfig, Settings, TableConfig
 from stacsync.core.errors import ConfigError
-from stacsync.core.ids import safe_id
+from stacsync.core.ids import item_id, safe_id
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
@@ -28,7 +28,7 @@ class Placement:
     """Where one file goes. `item_id == ""` means it cannot be placed: `problem` says why."""
 
     collection_id: str
-    item_id: str  # safe_id; "" when the item id must come from a table row that is missing
+    item_id: str  # core.ids.item_id; "" when it must come from a table row that is missing
     asset_key: str  # safe_id
     datetime: str | None  # ISO 8601 UTC from the table, when the table gives one
     properties: dict[str, Any]  # from the table row's configured columns (JSON values)
@@ -80,6 +80,7 @@ class Layout:
         self._collections = {c.id: (i, c) for i, c in enumerate(settings.collections)}
         self._tables: dict[int, _Table] = {}
         self._lock = threading.Lock()
+        self._ids = settings.item_ids  # the scheme of `item_id`
 
     def place(self, relpath: str) -> Placement | None:
         """The placement of a file, or None when no collection's `match` finds it."""
@@ -119,15 +120,15 @@ class Layout:
         asset_key = safe_id(groups.get("asset", "data"))
         item = groups.get("item")
         if collection.table is None:
-            return _placement(collection, item, asset_key, problem=_no_item(item))
+            return _placement(self._ids, collection, item, asset_key, problem=_no_item(item))
         join_key = groups.get("key") or item or groups.get("asset") or ""
         table = self._table(index, collection)
         row = table.find(join_key)
         if row is None:
             problem = f"no row with {table.key_column}={join_key!r} in {table.label}"
             item = None if collection.table.item_column else item
-            return _placement(collection, item, asset_key, problem=problem, key=join_key)
-        return _joined(collection, collection.table, table, row, item, asset_key)
+            return _placement(self._ids, collection, item, asset_key, problem=problem, key=join_key)
+        return _joined(self._ids, collection, collection.table, table, row, item, asset_key)
 
 
 _NO_ITEM = "the match found no item id (the `item` group is empty)"
@@ -138,6 +139,7 @@ def _no_item(item: str | None) -> str | None:
 
 
 def _placement(
+    scheme: str,
     collection: CollectionConfig,
     item: str | None,
     asset_key: str,
@@ -149,7 +151,7 @@ def _placement(
 ) -> Placement:
     return Placement(
         collection_id=collection.id,
-        item_id=safe_id(item) if item else "",
+        item_id=item_id(item, scheme) if item else "",
         asset_key=asset_key,
         datetime=when,
         properties=properties or {},
@@ -159,6 +161,7 @@ def _placement(
 
 
 def _joined(
+    scheme: str,
     collection: CollectionConfig,
     config: TableConfig,
     table: _Table,
@@ -182,6 +185,7 @@ def _joined(
         except ValueError as exc:
             problems.append(f"{config.datetime} of row {row.key!r} in {table.label}: {exc}")
     return _placement(
+        scheme,
         collection,
         item,
         asset_key,

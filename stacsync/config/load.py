@@ -287,6 +287,7 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: ReadC
         catalog_id=values["catalog"]["id"],
         catalog_title=values["catalog"]["title"],
         catalog_description=values["catalog"]["description"],
+        item_ids=values["catalog"]["item_ids"],
         checksum=values["checksum"]["algorithm"],
         workers=_workers(values["extract"]["workers"]),
         collections=collections,

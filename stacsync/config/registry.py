@@ -10,6 +10,7 @@ from typing import Any
 
 from stacsync.config.collection_keys import COLLECTION_SECTIONS
 from stacsync.config.keys import REQUIRED, Key, Section
+from stacsync.core.ids import ITEM_ID_SCHEMES
 
 CHECKSUMS = ("sha2-256", "none")
 FOLLOW_SYMLINKS = ("inside", "all", "none")
@@ -145,6 +146,17 @@ SECTIONS: tuple[Section, ...] = (
                 "str",
                 "STAC catalog kept up to date by stacsync.",
                 "Description of the root catalog.",
+            ),
+            Key(
+                "item_ids",
+                "choice",
+                "searchable",
+                "How item ids are made from the `item` group of a match. `searchable`: lower "
+                "case, other characters (dots too) folded to `-` (`RGB.byte.tif` is "
+                "`rgb-byte-tif`), what STAC APIs and stac-check expect; `keep-case`: capitals "
+                "and dots kept (`RGB.byte.tif`), as stacsync 0.1 did. Changing it renames "
+                "every item on the next pass: the old item files are removed.",
+                choices=ITEM_ID_SCHEMES,
             ),
         ),
     ),

@@ -171,6 +171,7 @@ class Settings:
     catalog_id: str = _key("catalog.id")
     catalog_title: str | None = _key("catalog.title")
     catalog_description: str = _key("catalog.description")
+    item_ids: str = _key("catalog.item_ids")  # a scheme of stacsync.core.ids.item_id
     checksum: str = _key("checksum.algorithm")
     # iRODS: when set, the source/output is that collection and source_path/output_path hold
     # the same logical path (for labels and relative paths only; never walked locally).

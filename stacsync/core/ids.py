@@ -1,6 +1,7 @@
 """Turn file names into STAC ids and asset keys that are safe as file and folder names.
 
-Every id that becomes part of an output path passes through `safe_id`; nothing else builds paths.
+Every id that becomes part of an output path passes through `safe_id` (item ids through
+`item_id`, which is stricter by default); nothing else builds paths.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import unicodedata
 
 MAX_ID_LENGTH = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSEARCHABLE = re.compile(r"[^a-z0-9_-]+")
+
+# `catalog.item_ids`: "searchable" ids hold only a-z, 0-9, `_` and `-` (what STAC APIs match
+# and stac-check asks for); "keep-case" keeps capitals and dots, as stacsync 0.1 did.
+ITEM_ID_SCHEMES = ("searchable", "keep-case")
 
 
 def safe_id(raw: str) -> str:
@@ -33,3 +39,26 @@ def safe_id(raw: str) -> str:
 def _needs_hash(raw: str, text: str) -> bool:
     """A hash is needed unless nothing changed or the only change was `/` → `__`."""
     return text != raw.replace("/", "__")
+
+
+def item_id(raw: str, scheme: str = "searchable") -> str:
+    """The item id of `raw` (the `item` group of a match) under a `catalog.item_ids` scheme.
+
+    "searchable": lower case, every run of other characters (dots too) becomes `-`, so
+    `Plot7/RGB.byte.tif` is `plot7__rgb-byte-tif`. Case and dots are folded without a hash,
+    for ids people can read; two names that fold alike (`A.tif`, `a.tif`) then share an item
+    id, which the pass reports as a clash on the second file. Any other change adds a hash.
+    "keep-case": `safe_id`.
+    """
+    if scheme == "keep-case":
+        return safe_id(raw)
+    if scheme != "searchable":
+        raise ValueError(f"unknown item id scheme {scheme!r}; one of {ITEM_ID_SCHEMES}")
+    ascii_ = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    folded = ascii_.lower().replace("/", "__").replace("\\", "__")
+    text = _UNSEARCHABLE.sub("-", folded).strip("-_") or "id"
+    expected = raw.lower().replace("/", "__").replace(".", "-")
+    if len(text) > MAX_ID_LENGTH or text != expected:
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        text = f"{text[: MAX_ID_LENGTH - 9].rstrip('-_')}-{digest}"
+    return text

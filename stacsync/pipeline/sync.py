@@ -425,6 +425,7 @@ class SyncPass:
         # the catalog's title (a change there must not re-place every file).
         s = self.settings
         parts = [repr((s.source_path, s.public_url, s.href_rewrites, s.collections))]
+        parts.append(f"item ids {s.item_ids}")
         parts.append(f"item format {ITEM_FORMAT}")  # what the catalog model writes for a row
         for table in self.layout.table_files():
             try:

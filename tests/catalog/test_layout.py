@@ -106,7 +106,7 @@ def test_first_matching_collection_wins(tmp_path: Path) -> None:
     other = layout.place("loose/file.tif")
     assert (other.collection_id, other.item_id, other.asset_key) == (
         "rest",
-        "loose__file.tif",
+        "loose__file-tif",
         "data",
     )
 

@@ -344,7 +344,7 @@ def test_quick_settings(tmp_path: Path) -> None:
     assert not is_included(settings, "stac/x.tif")  # output inside source is never listed
     placement = Layout(settings).place("a/b.tif")
     assert placement is not None
-    assert (placement.item_id, placement.asset_key) == ("a__b.tif", "data")
+    assert (placement.item_id, placement.asset_key) == ("a__b-tif", "data")
 
 
 def test_quick_settings_rejects_bad_url(tmp_path: Path) -> None:

@@ -343,7 +343,7 @@ def test_the_daemon_waits_for_a_missing_source_and_then_builds(testdata, tmp_pat
     (tmp_path / "src").mkdir()
     shutil.copyfile(testdata / "byte.tif", tmp_path / "src" / "late.tif")
     wait_for(
-        lambda: (tmp_path / "catalog" / COLLECTION / "late.tif" / "late.tif.json").exists(), 60
+        lambda: (tmp_path / "catalog" / COLLECTION / "late-tif" / "late-tif.json").exists(), 60
     )
     code, _ = daemon.stop()
     assert code == 0, daemon.log()

@@ -27,6 +27,7 @@ import shapely
 from laspy.vlrs.vlr import VLR
 from shapely.geometry import shape
 
+from stacsync.core.ids import item_id
 from stacsync.core.records import AssetMeta
 from stacsync.extract import las_footprint
 from stacsync.extract.copc import CopcSample, read_copc_sample
@@ -56,7 +57,7 @@ def _rescan(src: Path, tmp_path: Path) -> dict[str, tuple[AssetMeta, dict]]:
         meta = AssetMeta.from_json(meta_json)
         if meta.kind != "pointcloud":
             continue
-        (item_path,) = out.rglob(f"*{name}.json")
+        (item_path,) = out.rglob(f"*{item_id(name)}.json")
         found[name] = (meta, json.loads(item_path.read_text())["geometry"])
     return found
 

@@ -260,7 +260,7 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
     assert s.collections[0].table.source_relpath == "plots.csv"
     summary, _ = run(server, s)
     assert summary.items_written == 2 and summary.errors == 0
-    p2 = published(server)["srer-2019/P2/P2.json"]
+    p2 = published(server)["srer-2019/p2/p2.json"]
     assert p2["properties"]["datetime"] == "2019-05-21T00:00:00Z"
 
     gets = server.reads[f"{SOURCE}/plots.csv"].opens
@@ -274,7 +274,7 @@ def test_a_metadata_table_inside_the_irods_source_is_fetched_when_it_changes(tmp
     )
     summary, _ = run(server, s)
     assert summary.items_written == 1
-    p2 = published(server)["srer-2019/P2/P2.json"]
+    p2 = published(server)["srer-2019/p2/p2.json"]
     assert p2["properties"]["datetime"] == "2019-06-02T00:00:00Z"
 
 
@@ -284,4 +284,4 @@ def test_a_table_that_cannot_be_fetched_keeps_its_last_copy(tmp_path, testdata):
     server.fail("replicas", ex.CAT_NO_ACCESS_PERMISSION("no"), times=99, path=f"{SOURCE}/plots.csv")
     summary, _ = run(server, s)
     assert any("plots.csv: cannot fetch the metadata table" in p for p in summary.listing_problems)
-    assert summary.errors == 0 and "srer-2019/P1/P1.json" in published(server)
+    assert summary.errors == 0 and "srer-2019/p1/p1.json" in published(server)

@@ -48,13 +48,13 @@ def test_first_pass_builds_a_valid_catalog(real_tree, tmp_path, schema_root, exp
     assert collection["id"] == "drone"
     assert validate_catalog(out, schema_root) == 1 + 1 + len(GOOD)
     item = json.loads(
-        (out / "drone" / "rasters__RGB.byte.tif" / "rasters__RGB.byte.tif.json").read_text()
+        (out / "drone" / "rasters__rgb-byte-tif" / "rasters__rgb-byte-tif.json").read_text()
     )
     # Where the data is: inside the grid's bounds (a third of RGB.byte.tif is nodata).
     west, south, east, north = expected["RGB.byte.tif"]["bounds_4326"]
     assert west <= item["bbox"][0] < item["bbox"][2] <= east
     assert south <= item["bbox"][1] < item["bbox"][3] <= north
-    assert item["assets"]["thumbnail"]["href"] == "./rasters__RGB.byte.tif.png"
+    assert item["assets"]["thumbnail"]["href"] == "./rasters__rgb-byte-tif.png"
     asset = item["assets"]["data"]
     assert asset["href"] == str(real_tree / "rasters" / "RGB.byte.tif")
     assert asset["proj:code"] == "EPSG:32618"
@@ -97,13 +97,13 @@ def test_removed_file_drops_item_and_shrinks_extent(real_tree, tmp_path):
     (real_tree / "rasters" / "RGB.byte.tif").unlink()  # the only item in the Bahamas
     summary = _quick(real_tree, tmp_path)
     assert summary.removed == 1 and summary.items_deleted == 1
-    assert not (out / "drone" / "rasters__RGB.byte.tif").exists()
+    assert not (out / "drone" / "rasters__rgb-byte-tif").exists()
     after = json.loads((out / "drone" / "collection.json").read_text())
     old_box = before["extent"]["spatial"]["bbox"][0]
     new_box = after["extent"]["spatial"]["bbox"][0]
     assert new_box != old_box
     index = json.loads((out / "index.geojson").read_text())
-    assert "rasters__RGB.byte.tif" not in {f["id"] for f in index["features"]}
+    assert "rasters__rgb-byte-tif" not in {f["id"] for f in index["features"]}
 
 
 class _DeniedSource(LocalSource):
@@ -306,7 +306,7 @@ def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root,
     summary = rescan(config)
     assert summary.items_written == 2 and summary.errors == 1
     out = tmp_path / "catalog" / "srer-2019"
-    p1 = json.loads((out / "P1" / "P1.json").read_text())
+    p1 = json.loads((out / "p1" / "p1.json").read_text())
     assert sorted(p1["assets"]) == ["thumbnail", "west_a", "west_b"]
     assert p1["assets"]["thumbnail"]["roles"] == ["thumbnail"]
     assert p1["properties"]["datetime"] == "2019-05-19T00:00:00Z"
@@ -320,8 +320,8 @@ def test_csv_workflow_groups_files_by_plot(copy_testdata, tmp_path, schema_root,
     rec = Recorder(monkeypatch, src)
     again = rescan(config)
     assert rec.extracted == []
-    assert rec.written_items == ["srer-2019/P2/P2.json"] and again.items_written == 1
-    p2 = json.loads((out / "P2" / "P2.json").read_text())
+    assert rec.written_items == ["srer-2019/p2/p2.json"] and again.items_written == 1
+    p2 = json.loads((out / "p2" / "p2.json").read_text())
     assert p2["properties"]["datetime"] == "2019-06-02T00:00:00Z"
 
 
@@ -346,7 +346,7 @@ def test_an_item_that_cannot_render_stays_dirty(real_tree, tmp_path, monkeypatch
     real = stacsync.catalog.items.render_item
 
     def broken(item, links):
-        if item.item_id.endswith("elev.tif"):
+        if item.item_id.endswith("elev-tif"):
             raise ValueError("boom")
         return real(item, links)
 
