@@ -25,6 +25,7 @@ from stacsync.catalog.links import (
     item_path,
 )
 from stacsync.catalog.model import declare_used, link, plain, to_dict
+from stacsync.catalog.pages import Listed, Page, owner_links, page_tree
 from stacsync.catalog.summaries import ItemsSummary, parse_datetime
 from stacsync.config.templates import DESCRIPTION, Template
 from stacsync.core.records import BBox
@@ -70,8 +71,42 @@ class CatalogInput:
     collection_titles: Mapping[str, str] = field(default_factory=dict)  # id → title, if any
 
 
-def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
-    """STAC Collection dict, with one `item` link per item id."""
+def collection_listing(c: CollectionInput) -> Listed:
+    """The collection's items as `pages` lists them (an item link is titled by its id)."""
+    return Listed(
+        owner_path=collection_path(c.id),
+        owner_id=c.id,
+        owner_title=c.title or c.id,
+        catalog_title=c.catalog_title,
+        rel="item",
+        media_type=GEOJSON_TYPE,
+        target=lambda i: item_path(c.id, i),
+        # Titled by the item id: a collection is rendered from ids, no item is read.
+        title=lambda i: i,
+        noun="items",
+    )
+
+
+def catalog_listing(c: CatalogInput) -> Listed:
+    """The catalog's collections as `pages` lists them."""
+    return Listed(
+        owner_path=catalog_path(),
+        owner_id=c.id,
+        owner_title=c.title or c.id,
+        catalog_title=c.title or c.id,
+        rel="child",
+        media_type=JSON_TYPE,
+        target=collection_path,
+        title=lambda cid: c.collection_titles.get(cid) or cid,
+        noun="collections",
+    )
+
+
+def render_collection(
+    c: CollectionInput, links: Links, tree: list[Page] | None = None
+) -> dict[str, Any]:
+    """STAC Collection dict, with an `item` link per item id, or `child` links to its pages
+    when it has more than `pages.PAGE_LINKS` items (`tree`: `page_tree(c.item_ids)`)."""
     path = collection_path(c.id)
     summaries: dict[str, Any] = {}
     item_assets: dict[str, dict[str, Any]] = {}
@@ -105,11 +140,7 @@ def render_collection(c: CollectionInput, links: Links) -> dict[str, Any]:
         [
             link("root", root, JSON_TYPE, c.catalog_title),
             link("parent", root, JSON_TYPE, c.catalog_title),
-            *(
-                # Titled by the item id: a collection is rendered from ids, no item is read.
-                link("item", links.href(path, item_path(c.id, i)), GEOJSON_TYPE, i)
-                for i in sorted(c.item_ids)
-            ),
+            *owner_links(collection_listing(c), tree or page_tree(c.item_ids), links),
             # After the items, so that item links keep their positions (links[2 + i]).
             *_license_links(c.license, c.license_url),
         ]
@@ -218,8 +249,9 @@ def _item_assets(summary: ItemsSummary, titles: Mapping[str, str]) -> dict[str, 
     return out
 
 
-def render_catalog(c: CatalogInput, links: Links) -> dict[str, Any]:
-    """STAC Catalog dict, with one `child` link per collection id."""
+def render_catalog(c: CatalogInput, links: Links, tree: list[Page] | None = None) -> dict[str, Any]:
+    """STAC Catalog dict, with a `child` link per collection id, or to its pages when there
+    are more than `pages.PAGE_LINKS` collections (`tree`: `page_tree(c.collection_ids)`)."""
     path = catalog_path()
     catalog = pystac.Catalog(id=c.id, description=c.description, title=c.title or None)
     catalog.clear_links()  # the constructor's root link points at the object in memory
@@ -227,15 +259,7 @@ def render_catalog(c: CatalogInput, links: Links) -> dict[str, Any]:
     catalog.add_links(
         [
             link("root", links.href(path, path), JSON_TYPE, title),
-            *(
-                link(
-                    "child",
-                    links.href(path, collection_path(cid)),
-                    JSON_TYPE,
-                    c.collection_titles.get(cid) or cid,
-                )
-                for cid in sorted(c.collection_ids)
-            ),
+            *owner_links(catalog_listing(c), tree or page_tree(c.collection_ids), links),
         ]
     )
     own = links.self_href(path)

@@ -19,6 +19,9 @@ _CATALOG_FILE = "catalog.json"
 _COLLECTION_FILE = "collection.json"
 PARQUET_PATH = "items.parquet"  # the GeoParquet copy of the items, beside the index
 _ROOT_FILES = (_CATALOG_FILE, INDEX_PATH, PARQUET_PATH)
+# Folder of an owner's pages (see stacsync.catalog.pages), beside the owner's file. An id
+# never starts with "_" (`safe_id` and `item_id` strip it): no collection or item is named so.
+PAGES_FOLDER = "_pages"
 
 
 def catalog_path() -> str:
@@ -37,6 +40,19 @@ def item_path(collection_id: str, item_id: str) -> str:
     _check_id(collection_id, "collection", reserved=_ROOT_FILES)
     _check_id(item_id, "item", reserved=(_COLLECTION_FILE,))
     return f"{collection_id}/{item_id}/{item_id}.json"
+
+
+def page_path(owner_path: str, prefix: str) -> str:
+    """The file of the page `prefix` of the owner at `owner_path` ("" is the owner itself)."""
+    if not prefix:
+        return owner_path
+    folder = posixpath.dirname(owner_path)
+    return posixpath.join(folder, PAGES_FOLDER, prefix, _CATALOG_FILE)
+
+
+def pages_folder(owner_path: str) -> str:
+    """The folder holding every page of the owner at `owner_path`, with a trailing slash."""
+    return posixpath.join(posixpath.dirname(owner_path), PAGES_FOLDER) + "/"
 
 
 def thumbnail_path(collection_id: str, item_id: str) -> str:

@@ -21,11 +21,13 @@ from stacsync.catalog import summaries
 from stacsync.catalog.hrefs import rewrite_href
 from stacsync.catalog.links import (
     INDEX_PATH,
+    PAGES_FOLDER,
     PARQUET_PATH,
     Links,
     catalog_path,
     collection_path,
     item_path,
+    pages_folder,
     thumbnail_path,
 )
 from stacsync.catalog.titles import fill_item_title
@@ -255,32 +257,53 @@ class Renderer:
     # -- collections, catalog, index -----------------------------------------------------
 
     def _render_collections(self, summary: PassSummary) -> None:
-        from stacsync.catalog.collections import CollectionInput, render_collection
+        from stacsync.catalog.collections import (
+            CollectionInput,
+            collection_listing,
+            render_collection,
+        )
         from stacsync.catalog.model import dumps
+        from stacsync.catalog.pages import page_tree
 
         for cid, collection in self.collections.items():
             extent = self.db.collection_extent(cid)
-            doc = render_collection(
-                CollectionInput(
-                    id=cid,
-                    title=collection.title,
-                    description=collection.description,
-                    license=collection.license,
-                    keywords=collection.keywords,
-                    providers=collection.providers,
-                    bbox=extent["bbox"],
-                    start=extent["start"],
-                    end=extent["end"],
-                    item_ids=self.db.collection_item_ids(cid),
-                    items_summary=self._items_summary(cid),
-                    asset_titles=collection.asset_titles,
-                    license_url=collection.license_url,
-                    catalog_title=self._catalog_title(),
-                ),
-                self.links,
+            c = CollectionInput(
+                id=cid,
+                title=collection.title,
+                description=collection.description,
+                license=collection.license,
+                keywords=collection.keywords,
+                providers=collection.providers,
+                bbox=extent["bbox"],
+                start=extent["start"],
+                end=extent["end"],
+                item_ids=self.db.collection_item_ids(cid),
+                items_summary=self._items_summary(cid),
+                asset_titles=collection.asset_titles,
+                license_url=collection.license_url,
+                catalog_title=self._catalog_title(),
             )
+            tree = page_tree(c.item_ids)
+            # Pages first: the collection links to them, and links must not lead nowhere.
+            self._publish_pages(collection_listing(c), tree)
+            doc = render_collection(c, self.links, tree)
             summary.collections_written += int(self._publish(collection_path(cid), dumps(doc)))
         self._drop_unconfigured_collections()
+
+    def _publish_pages(self, listed: Any, tree: list[Any]) -> None:
+        """Write the owner's pages whose bytes changed; remove the pages it no longer has."""
+        from stacsync.catalog.model import dumps
+        from stacsync.catalog.pages import render_pages
+
+        pages = render_pages(listed, tree, self.links)
+        for path, doc in pages.items():
+            self._publish(path, dumps(doc))
+        folder = pages_folder(listed.owner_path)
+        for path in self.db.written_paths():
+            if path.startswith(folder) and path not in pages:
+                self.output.delete(path)
+                with self.db.transaction():
+                    self.db.set_written_hash(path, None)
 
     def _items_summary(self, cid: str) -> Any:
         """The collection's summaries and item_assets: recomputed over every item's digest only
@@ -306,30 +329,30 @@ class Renderer:
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
             parts = PurePosixPath(path).parts
-            if (
-                len(parts) == 2
-                and parts[1] == "collection.json"
-                and parts[0] not in self.collections
+            gone = parts[0] not in self.collections
+            if gone and (
+                (len(parts) == 2 and parts[1] == "collection.json")
+                or (len(parts) > 2 and parts[1] == PAGES_FOLDER)  # its pages
             ):
                 self.output.delete(path)
                 with self.db.transaction():
                     self.db.set_written_hash(path, None)
 
     def _render_catalog(self) -> bool:
-        from stacsync.catalog.collections import CatalogInput, render_catalog
+        from stacsync.catalog.collections import CatalogInput, catalog_listing, render_catalog
         from stacsync.catalog.model import dumps
+        from stacsync.catalog.pages import page_tree
 
-        doc = render_catalog(
-            CatalogInput(
-                id=self.settings.catalog_id,
-                title=self.settings.catalog_title,
-                description=self.settings.catalog_description,
-                collection_ids=tuple(sorted(self.collections)),
-                collection_titles={cid: c.title for cid, c in self.collections.items() if c.title},
-            ),
-            self.links,
+        c = CatalogInput(
+            id=self.settings.catalog_id,
+            title=self.settings.catalog_title,
+            description=self.settings.catalog_description,
+            collection_ids=tuple(sorted(self.collections)),
+            collection_titles={cid: c.title for cid, c in self.collections.items() if c.title},
         )
-        return self._publish(catalog_path(), dumps(doc))
+        tree = page_tree(c.collection_ids)
+        self._publish_pages(catalog_listing(c), tree)
+        return self._publish(catalog_path(), dumps(render_catalog(c, self.links, tree)))
 
     def _publish(self, relpath: str, data: bytes) -> bool:
         """Write a non-item catalog file if its bytes changed or it is missing."""
