@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from processes import DaemonProcess
+from s3server import MotoServer, moto_server_command
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -64,3 +66,16 @@ def daemons():
     yield start
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[str]:
+    """The endpoint URL of a real moto_server (S3 over HTTP) run for the whole session."""
+    command = moto_server_command()
+    if command is None:
+        pytest.skip("moto_server not installed (pip install -e '.[test]' brings moto[server])")
+    server = MotoServer(command, tmp_path_factory.mktemp("moto") / "moto_server.log")
+    try:
+        yield server.url
+    finally:
+        server.stop()

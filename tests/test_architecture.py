@@ -42,6 +42,13 @@ def test_python_irodsclient_is_imported_by_one_module():
     assert importers == {"stacsync.stores.irods"}
 
 
+def test_boto3_and_botocore_are_imported_by_one_module():
+    graph = grimp.build_graph("stacsync", include_external_packages=True, cache_dir=None)
+    for package in ("boto3", "botocore"):
+        importers = graph.find_modules_that_directly_import(package)
+        assert importers == {"stacsync.stores.s3"}, package
+
+
 @pytest.mark.parametrize(
     "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
 )

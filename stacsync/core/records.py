@@ -31,6 +31,7 @@ class SourceEntry:
     size: int
     mtime_ns: int
     checksum: str | None = None  # multihash hex when the store keeps one (iRODS sha2)
+    etag: str | None = None  # an object store's ETag (S3), unquoted; opaque, never a checksum
 
 
 # eo:common_name values of the STAC eo extension v2.0.0 (v1.1.0 lacks green05 and rededge07x);
