@@ -43,11 +43,15 @@ cli.add_command(validate)
 
 
 @cli.command()
-@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.argument("source", required=False)
 @click.option("--config", "-c", type=click.Path(path_type=Path), help="TOML config file.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Catalog folder.")
 @click.option("--manifest", "-m", type=click.Path(path_type=Path), help="Manifest database.")
 @click.option("--public-url", help="Absolute URL the output folder is served at.")
+@click.option("--endpoint-url", help="Quick form, s3:// SOURCE: the S3 API endpoint (not AWS).")
+@click.option(
+    "--anonymous", is_flag=True, help="Quick form, s3:// SOURCE: unsigned requests (public bucket)."
+)
 @click.option(
     "--min-files",
     type=click.IntRange(min=0),
@@ -57,25 +61,31 @@ cli.add_command(validate)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @library_errors
 def rescan(
-    source: Path | None,
+    source: str | None,
     config: Path | None,
     output: Path | None,
     manifest: Path | None,
     public_url: str | None,
+    endpoint_url: str | None,
+    anonymous: bool,
     min_files: int | None,
     as_json: bool,
 ) -> None:
     """Run one full pass: list SOURCE, update the manifest, rewrite what changed.
 
     Either give --config, or SOURCE with --output and --manifest (one collection named
-    after the folder, one item per file). Files that cannot be read are recorded as errors
-    in the manifest and the pass goes on; the exit code is 0 whenever the pass completed.
+    after the folder, one item per file). SOURCE is a folder or s3://bucket/prefix/
+    (with --endpoint-url for a store that is not AWS, --anonymous for a public bucket;
+    credentials come from the AWS environment variables or files). Files that cannot be
+    read are recorded as errors in the manifest and the pass goes on; the exit code is 0
+    whenever the pass completed.
     A source that cannot be listed, or lists fewer files than --min-files (source.min_files),
     exits 1 and writes nothing.
     """
     from stacsync.pipeline.sync import rescan as run_pass
 
-    if config is not None and (source or output or manifest or public_url or min_files):
+    quick = source or output or manifest or public_url or min_files or endpoint_url or anonymous
+    if config is not None and quick:
         raise Failure("give either --config or SOURCE/--output/--manifest, not both", 2)
     if config is None and not (source and output and manifest):
         raise Failure("give --config FILE, or SOURCE with --output and --manifest", 2)
@@ -89,6 +99,8 @@ def rescan(
             public_url=public_url,
             min_files=min_files,
             progress=progress,
+            endpoint_url=endpoint_url,
+            anonymous=anonymous,
         )
     finally:
         if progress:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from stacsync.config.keys import Key
 from stacsync.config.patterns import PathPattern
 from stacsync.core.ids import safe_id
+from stacsync.core.s3url import parse_s3_url
 
 MIN_INTERVAL = 0.1  # seconds: the shortest poll or reconcile period (kind `interval`)
 
@@ -29,7 +30,7 @@ KIND_DOCS: dict[str, str] = {
     "source_path": "path (relative: to `source.path`; inside `source.irods`: fetched)",
     "url": "http(s) URL",
     "href_target": "http(s) URL or absolute path",
-    "abs_prefix": "absolute path",
+    "abs_prefix": "absolute path or `s3://bucket/…`",
     "globs": "list of glob patterns",
     "strings": "list of strings",
     "seconds": "number ≥ 0 (seconds)",
@@ -45,6 +46,7 @@ KIND_DOCS: dict[str, str] = {
     "strftime": "strptime format",
     "bool": "true or false",
     "irods_path": "absolute iRODS path (`/zone/home/...`)",
+    "s3_url": "S3 URL (`s3://bucket/prefix/`)",
 }
 
 
@@ -180,9 +182,17 @@ def _href_target(value: Any, key: Key, ctx: ReadContext) -> str:
 
 def _abs_prefix(value: Any, key: Key, ctx: ReadContext) -> str:
     text = _nonempty(value, key, ctx)
+    if text.startswith("s3://"):  # objects of an S3 source are addressed s3://bucket/key
+        location = parse_s3_url(text)
+        return location.url().rstrip("/")
     if not text.startswith("/"):
-        raise ValueError(f"must be an absolute path (start with /), got {text!r}")
+        raise ValueError(f"must be an absolute path (start with /) or s3://bucket/, got {text!r}")
     return text.rstrip("/") or "/"
+
+
+def _s3_url(value: Any, key: Key, ctx: ReadContext) -> str:
+    """`s3://bucket/prefix/`, normalised: the prefix ends in `/` (or is empty)."""
+    return parse_s3_url(_nonempty(value, key, ctx)).url()
 
 
 def _seconds(value: Any, key: Key, ctx: ReadContext) -> float:
@@ -278,6 +288,7 @@ KINDS: dict[str, Callable[[Any, Key, ReadContext], Any]] = {
     "interval": _interval,
     "count": _count,
     "choice": _choice,
+    "s3_url": _s3_url,
     "choices": _choices,
     "regex": _regex,
     "crs": _crs,

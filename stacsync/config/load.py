@@ -24,12 +24,14 @@ from stacsync.config.settings import (
     DaemonOptions,
     IrodsSettings,
     MailSettings,
+    S3Settings,
     Settings,
     TableConfig,
 )
 from stacsync.config.templates import check_description, check_item_title
 from stacsync.core.errors import ConfigError
 from stacsync.core.ids import safe_id
+from stacsync.core.s3url import parse_s3_url
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -77,25 +79,41 @@ def _overridden(document: dict[str, Any], name: str, overrides: Mapping[str, Any
 
 
 def quick_settings(
-    source: Path,
+    source: Path | str,
     output: Path,
     manifest: Path,
     public_url: str | None = None,
     min_files: int | None = None,
+    *,
+    endpoint_url: str | None = None,
+    anonymous: bool = False,
 ) -> Settings:
-    """Settings for the no-config form: one collection, one item per file, defaults elsewhere."""
+    """Settings for the no-config form: one collection, one item per file, defaults elsewhere.
+
+    `source` is a folder, or an `s3://bucket/prefix/` URL (then `endpoint_url` and
+    `anonymous` say how to reach the store).
+    """
+    s3 = _quick_s3(str(source), endpoint_url, anonymous)
+    if s3 is not None:
+        location = parse_s3_url(s3.url)
+        name = PurePosixPath(location.prefix).name or location.bucket
+        source = Path("/s3:") / location.bucket / location.prefix
+    elif endpoint_url is not None or anonymous:
+        raise ConfigError("--endpoint-url and --anonymous are for an s3:// source")
     source, output, manifest = (
         Path(os.path.expanduser(p)).absolute() for p in (source, output, manifest)
     )
+    if s3 is None:
+        name = source.name
     if public_url is not None:
         try:
             public_url = check_url(public_url)
         except ValueError as exc:
             raise ConfigError(f"public_url: {exc}") from None
     collection = CollectionConfig(
-        id=safe_id(source.name or "files"),
-        title=source.name or None,
-        description=_literal_braces(f"Files under {source}"),
+        id=safe_id(name or "files"),
+        title=name or None,
+        description=_literal_braces(f"Files under {s3.url if s3 else source}"),
         providers=(),
         match=PathPattern(r"^(?P<item>.+)$"),
         table=None,
@@ -112,8 +130,22 @@ def quick_settings(
         workers=_workers(default_of("extract", "workers")),
         collections=(collection,),
         config_path=None,
+        source_s3=s3,
         **given,
     )
+
+
+def _quick_s3(source: str, endpoint_url: str | None, anonymous: bool) -> S3Settings | None:
+    """The S3 settings of a quick-form source given as `s3://…`; ConfigError naming the flag."""
+    if not source.startswith("s3:"):
+        return None
+    try:
+        url = parse_s3_url(source).url()
+        endpoint = check_url(endpoint_url) if endpoint_url is not None else None
+    except ValueError as exc:
+        flag = "--endpoint-url" if "http" in str(exc) else "SOURCE"
+        raise ConfigError(f"{flag}: {exc}") from None
+    return S3Settings(url=url, endpoint_url=endpoint, anonymous=anonymous)
 
 
 # -- building the typed settings from the checked values -------------------------------------
@@ -258,6 +290,9 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: ReadC
     if source_path is not None and source_path == output_path:
         ctx.error("output.path", "must not be the source folder itself")
     irods = _build_irods(values["irods"], output["irods"])
+    source_s3, output_s3 = _s3(source, "source", ctx), _s3(output, "output", ctx)
+    if output_s3 is not None and output["parent_catalog"] is not None:
+        ctx.error("output.parent_catalog", "not supported with output.url (S3) yet")
     public_url = output["public_url"]
     if public_url is None and output["irods"]:
         public_url = irods.public_href(output["irods"])
@@ -294,6 +329,8 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: ReadC
         config_path=config_path,
         source_irods=source["irods"],
         output_irods=output["irods"],
+        source_s3=source_s3,
+        output_s3=output_s3,
         irods=irods,
         parent_catalog=output["parent_catalog"],
         notify=notify,
@@ -348,13 +385,43 @@ def _fetched_tables(
 
 
 def _one_of(values: dict[str, Any], where: str, ctx: ReadContext) -> Path | None:
-    """The folder or iRODS collection a `[source]`/`[output]` table names (exactly one)."""
-    local, irods = values["path"], values["irods"]
-    if local is not None and irods is not None:
-        ctx.error(f"{where}.irods", f"give either {where}.path or {where}.irods, not both")
-    elif local is None and irods is None:
-        ctx.error(f"{where}.path", f"required (or {where}.irods for an iRODS collection)")
-    return local if local is not None else (Path(irods) if irods is not None else None)
+    """The folder, iRODS collection or S3 prefix a `[source]`/`[output]` table names (exactly
+    one), as a path: an S3 prefix is `/s3:/bucket/prefix`, only ever used as a label."""
+    given = [k for k in ("path", "irods", "url") if values[k] is not None]
+    if len(given) > 1:
+        named = " and ".join(f"{where}.{k}" for k in given)
+        ctx.error(
+            f"{where}.{given[1]}",
+            f"give only one of {where}.path, {where}.irods and {where}.url ({named} are set)",
+        )
+    elif not given:
+        ctx.error(
+            f"{where}.path",
+            f"required (or {where}.irods for an iRODS collection, {where}.url for S3)",
+        )
+        return None
+    if values["path"] is not None:
+        return values["path"]
+    if values["irods"] is not None:
+        return Path(values["irods"])
+    location = parse_s3_url(values["url"])
+    return Path("/s3:") / location.bucket / location.prefix
+
+
+def _s3(values: dict[str, Any], where: str, ctx: ReadContext) -> S3Settings | None:
+    """The `[source]`/`[output]` S3 settings, or None when the table names no `url`."""
+    if values["url"] is None:
+        for key in ("endpoint_url", "region"):
+            if values[key] is not None:
+                ctx.error(f"{where}.{key}", f"only used with {where}.url (an S3 bucket)")
+        return None
+    return S3Settings(
+        url=values["url"],
+        endpoint_url=values["endpoint_url"],
+        region=values["region"],
+        anonymous=bool(values.get("anonymous", False)),
+        public=bool(values.get("public", False)),
+    )
 
 
 def _build_irods(values: dict[str, Any], output_irods: str | None) -> IrodsSettings:

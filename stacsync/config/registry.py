@@ -26,7 +26,7 @@ SECTIONS: tuple[Section, ...] = (
                 "path",
                 "path",
                 None,
-                "Folder holding the data files. Give this or `irods`.",
+                "Folder holding the data files. Give this, `irods` or `url`.",
                 "/data/drone",
             ),
             Key(
@@ -36,6 +36,30 @@ SECTIONS: tuple[Section, ...] = (
                 "iRODS collection holding the data files, instead of `path` (see docs/irods.md; "
                 "the connection comes from ~/.irods or the environment, never from here).",
                 "/iplant/home/shared/ofo/public",
+            ),
+            Key(
+                "url",
+                "s3_url",
+                None,
+                "S3 bucket and prefix holding the data files, instead of `path` (see "
+                "docs/s3.md; credentials come from the AWS environment variables, shared "
+                "credentials file or profile, never from here).",
+                "s3://ofo-public/drone/missions_03/",
+            ),
+            Key(
+                "endpoint_url",
+                "url",
+                None,
+                "With `url`: the S3 API endpoint of a store that is not AWS (path-style "
+                "requests are used).",
+                "https://js2.jetstream-cloud.org:8001",
+            ),
+            Key("region", "str", None, "With `url`: the bucket's region, if the store needs one."),
+            Key(
+                "anonymous",
+                "bool",
+                False,
+                "With `url`: send unsigned requests (a public bucket; no credentials needed).",
             ),
             Key(
                 "include",
@@ -91,7 +115,7 @@ SECTIONS: tuple[Section, ...] = (
                 "path",
                 "path",
                 None,
-                "Folder the catalog is written to. Give this or `irods`.",
+                "Folder the catalog is written to. Give this, `irods` or `url`.",
                 "/data/stac",
             ),
             Key(
@@ -102,6 +126,30 @@ SECTIONS: tuple[Section, ...] = (
                 "under a temporary name and are renamed, and the collection is opened to "
                 "anonymous read (see `[irods]`).",
                 "/iplant/home/shared/ofo/public/stac",
+            ),
+            Key(
+                "url",
+                "s3_url",
+                None,
+                "S3 bucket and prefix the catalog is published to, instead of `path`: each "
+                "file one PUT, unchanged files never uploaded again (see docs/s3.md).",
+                "s3://ofo-public/stac/",
+            ),
+            Key(
+                "endpoint_url",
+                "url",
+                None,
+                "With `url`: the S3 API endpoint of a store that is not AWS.",
+                "https://js2.jetstream-cloud.org:8001",
+            ),
+            Key("region", "str", None, "With `url`: the bucket's region, if the store needs one."),
+            Key(
+                "public",
+                "bool",
+                False,
+                "With `url`: let anyone read the output prefix (a bucket policy granting "
+                "anonymous `s3:GetObject` on that prefix only, else `public-read` object "
+                "ACLs). Nothing outside the prefix is opened.",
             ),
             Key(
                 "public_url",
@@ -305,10 +353,17 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "href_rewrite",
-        "Maps local paths of asset files to public URLs (first matching prefix wins; the "
-        "prefix matches whole path components). Files under no prefix keep their local path.",
+        "Maps local paths (or `s3://` addresses) of asset files to public URLs (first "
+        "matching prefix wins; the prefix matches whole path components). Files under no "
+        "prefix keep their local path (or `s3://` address).",
         (
-            Key("prefix", "abs_prefix", REQUIRED, "Local path prefix.", "/data-store/iplant/home"),
+            Key(
+                "prefix",
+                "abs_prefix",
+                REQUIRED,
+                "Local path prefix, or `s3://bucket/prefix` for objects of an S3 source.",
+                "/data-store/iplant/home",
+            ),
             Key(
                 "to",
                 "href_target",

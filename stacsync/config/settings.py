@@ -62,6 +62,21 @@ class CollectionConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class S3Settings:
+    """An S3 source or output: `[source]`/`[output]` `url` and how to reach the store.
+
+    Credentials are never here: boto3 and GDAL find them in the AWS environment variables,
+    shared credentials file or profile.
+    """
+
+    url: str  # s3://bucket/prefix/ (normalised: the prefix ends in "/")
+    endpoint_url: str | None = None  # None: AWS itself
+    region: str | None = None
+    anonymous: bool = False  # unsigned requests (a source in a public bucket)
+    public: bool = False  # an output: grant anonymous read on its prefix
+
+
+@dataclass(frozen=True, kw_only=True)
 class IrodsSettings:
     """The `[irods]` table: how stacsync uses an iRODS source or output."""
 
@@ -182,4 +197,22 @@ class Settings:
     notify: MailSettings | None = None
     read_overviews: bool = _key("extract.read_overviews")
     geoparquet: bool = _key("output.geoparquet")  # also write items.parquet
+    # S3: when set, the source/output is that bucket prefix, and source_path/output_path hold
+    # /s3:/bucket/prefix (for relative paths only; never walked locally).
+    source_s3: S3Settings | None = None
+    output_s3: S3Settings | None = None
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
+
+    @property
+    def source_label(self) -> str:
+        """The source as people name it: a folder, an iRODS collection or an s3:// URL."""
+        if self.source_s3 is not None:
+            return self.source_s3.url
+        return self.source_irods or str(self.source_path)
+
+    @property
+    def output_label(self) -> str:
+        """The output as people name it: a folder, an iRODS collection or an s3:// URL."""
+        if self.output_s3 is not None:
+            return self.output_s3.url
+        return self.output_irods or str(self.output_path)

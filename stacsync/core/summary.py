@@ -34,5 +34,15 @@ class PassSummary:
     output: str = ""
     seconds: float = 0.0
 
+    def log_line(self) -> str:
+        """The pass in one log line."""
+        return (
+            f"pass: {self.added} added, {self.modified} modified, {self.touched} touched,"
+            f" {self.removed} removed, {self.unchanged} unchanged, {self.deferred} deferred,"
+            f" {self.errors} errors; {self.items_written} items written,"
+            f" {self.items_deleted} deleted, {self.collections_written} collections written"
+            f" in {self.seconds:.2f}s"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

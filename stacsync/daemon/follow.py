@@ -31,7 +31,7 @@ class Following:
             self._mount, self.want_events = None, False
             log.info(
                 "polling %s every %g s for changes, full listing every %g s",
-                self.settings.source_irods or self.settings.source_path,
+                self.settings.source_label,
                 self.options.poll_seconds,
                 self.options.reconcile_seconds,
             )

@@ -113,6 +113,9 @@ class GuardedSource:
     def readable_path(self, relpath: str) -> str | None:
         return self.inner.readable_path(relpath)
 
+    def stored_checksum(self, relpath: str) -> str | None:
+        return self.inner.stored_checksum(relpath)
+
     @property
     def remote(self) -> bool:
         return self.inner.remote

@@ -93,7 +93,7 @@ class Keeper:
     # -- where our files are -------------------------------------------------------------
 
     def _path(self, relpath: str) -> str:
-        root = self.settings.output_irods or str(self.settings.output_path)
+        root = self.settings.output_label
         return posixpath.join(root, relpath)
 
     def _public(self, relpath: str) -> str | None:

@@ -96,7 +96,7 @@ class Manifest:
         """Every known file, keyed by path: the diff's view of the manifest."""
         cur = self.conn.execute(
             "SELECT path, size, mtime_ns, checksum, status, collection_id, item_id, asset_key,"
-            " error_transient, scanned_ns FROM asset_file"
+            " error_transient, scanned_ns, etag FROM asset_file"
         )
         return {from_db(row[0]): FileRow(from_db(row[0]), *row[1:]) for row in cur}
 
@@ -127,11 +127,14 @@ class Manifest:
             f"UPDATE asset_file SET {sets} WHERE path = ?", [*values.values(), to_db(path)]
         )
 
-    def update_stat(self, path: str, mtime_ns: int, scanned_ns: int) -> None:
-        """A touched file: same bytes, new mtime."""
+    def update_stat(
+        self, path: str, mtime_ns: int, scanned_ns: int, etag: str | None = None
+    ) -> None:
+        """A touched file: same bytes, new mtime (and the store's version token, if any)."""
         self.conn.execute(
-            "UPDATE asset_file SET mtime_ns = ?, scanned_ns = ? WHERE path = ?",
-            (mtime_ns, scanned_ns, to_db(path)),
+            "UPDATE asset_file SET mtime_ns = ?, scanned_ns = ?, etag = coalesce(?, etag)"
+            " WHERE path = ?",
+            (mtime_ns, scanned_ns, etag, to_db(path)),
         )
 
     def delete_file(self, path: str) -> None:

@@ -29,6 +29,7 @@ class FileRow:
     asset_key: str | None
     error_transient: bool
     scanned_ns: int
+    etag: str | None = None  # an object store's version token (S3 ETag), if it lists one
 
 
 def now_iso() -> str:

@@ -117,6 +117,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             SELECT path, reason, since, 0 FROM skipped;
         """,
     ),
+    (
+        "object versions",
+        # An object store's version token (an S3 ETag, without quotes) when the listing gives
+        # one: a changed one means new bytes; the same one with a new mtime is a touch.
+        "ALTER TABLE asset_file ADD COLUMN etag TEXT;",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

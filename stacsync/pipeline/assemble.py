@@ -1,7 +1,7 @@
 """The wiring: the source, the output and the parent-catalog store a config names.
 
-Every one is built here and nowhere else: a local folder or an iRODS collection for each.
-iRODS modules load only when a config asks for them (python-irodsclient costs start-up time).
+Every one is built here and nowhere else: a local folder, an iRODS collection or an S3 prefix.
+iRODS and S3 modules load only when a config asks for them (their clients cost start-up time).
 """
 
 from __future__ import annotations
@@ -16,13 +16,20 @@ from stacsync.sources.include import is_included
 from stacsync.sources.local import LocalSource
 
 if TYPE_CHECKING:
+    from stacsync.config.settings import S3Settings
     from stacsync.keeper.parent import ParentStore
     from stacsync.publish.irods import IrodsOutput
     from stacsync.sources import Source
+    from stacsync.stores.s3 import S3Options
 
 
 def make_source(settings: Settings) -> Source:
     """The source a pass over `settings` reads."""
+    if settings.source_s3 is not None:
+        from stacsync.sources.s3 import S3Source
+
+        s3 = settings.source_s3
+        return S3Source.from_url(s3.url, _s3_options(s3), functools.partial(is_included, settings))
     if settings.source_irods is None:
         return LocalSource.for_settings(settings)
     from stacsync.sources.irods import IrodsSource
@@ -40,7 +47,12 @@ def make_source(settings: Settings) -> Source:
 
 
 def make_output(settings: Settings) -> Output:
-    """Where a pass over `settings` publishes: a `LocalOutput` or an `IrodsOutput`."""
+    """Where a pass over `settings` publishes: a folder, an iRODS collection or S3 prefix."""
+    if settings.output_s3 is not None:
+        from stacsync.publish.s3 import S3Output
+
+        s3 = settings.output_s3
+        return S3Output.from_url(s3.url, _s3_options(s3), public=s3.public)
     if settings.output_irods is None:
         return LocalOutput(settings.output_path)
     from stacsync.publish.irods import IrodsOutput
@@ -62,3 +74,9 @@ def make_parent_store(settings: Settings, output: Output) -> ParentStore | None:
     from stacsync.keeper.parent_irods import IrodsParentStore
 
     return IrodsParentStore(cast("IrodsOutput", output).client)
+
+
+def _s3_options(s3: S3Settings) -> S3Options:
+    from stacsync.stores.s3 import S3Options
+
+    return S3Options(endpoint_url=s3.endpoint_url, region=s3.region, anonymous=s3.anonymous)

@@ -102,9 +102,10 @@ class Examiner:
         if entry.checksum is not None:
             return entry.checksum
         if self.source.remote:
-            # A remote object the store keeps no checksum for: hashing it would download
-            # it whole; its header is re-read instead (`irods.compute_checksums` fills it).
-            return None
+            # Hashing a remote object would download it whole: the store's own checksum, if
+            # it keeps one its listing does not show (S3: one HEAD), else none; the header is
+            # re-read instead (`irods.compute_checksums` fills iRODS checksums).
+            return self.source.stored_checksum(entry.path)
         return self._read_checksum(entry.path)
 
     @retrying()
@@ -118,8 +119,9 @@ def worth_processes(work: list[Work], workers: int, source: Source) -> bool:
     if workers < 2:
         return False
     new = [w for w in work if not w.checksum_first]
-    # Processes open files by path; a remote source (iRODS) is read through streams.
-    local = bool(new) and source.readable_path(new[0].entry.path) is not None
+    # Processes open local files by path; a remote source (iRODS, S3) is latency-bound: the
+    # pass's threads wait on the network, and a forked client connection is not safe.
+    local = bool(new) and not source.remote and source.readable_path(new[0].entry.path) is not None
     return len(new) >= MIN_PROCESS_FILES and local
 
 

@@ -51,31 +51,37 @@ def rescan(
     public_url: str | None = None,
     min_files: int | None = None,
     progress: ProgressFn | None = None,
+    endpoint_url: str | None = None,
+    anonymous: bool = False,
 ) -> PassSummary:
     """Run one full pass and return its summary.
 
     Give either a config (a `Settings` or the path of a TOML file), or the quick form:
     `source`, `output` and `manifest` (one collection, one item per file; `min_files` as
-    `source.min_files`). Per-file problems are recorded in the manifest and counted in the
+    `source.min_files`; an `s3://bucket/prefix/` source with `endpoint_url` and
+    `anonymous`). Per-file problems are recorded in the manifest and counted in the
     summary; a `StacsyncError` means the pass could not run at all (bad config, unwritable
     output, manifest locked, a source that cannot be listed or lists too few files).
 
     >>> summary = rescan(source="drone", output="catalog", manifest="stacsync.db")
     >>> summary.items_written
     """
-    settings = _settings(config, source, output, manifest, public_url, min_files)
+    quick = {"endpoint_url": endpoint_url, "anonymous": anonymous}
+    settings = _settings(config, source, output, manifest, public_url, min_files, quick)
     with Manifest.open_writer(settings.manifest_path, purpose="stacsync rescan") as db:
         return SyncPass(settings, db, progress=progress).run()
 
 
-def _settings(config, source, output, manifest, public_url, min_files) -> Settings:
+def _settings(config, source, output, manifest, public_url, min_files, quick) -> Settings:
     if isinstance(config, Settings):
         return config
     if config is not None:
         return load_settings(Path(config))
     if source is None or output is None or manifest is None:
         raise StacsyncError("give a config file, or all of source, output and manifest")
-    return quick_settings(Path(source), Path(output), Path(manifest), public_url, min_files)
+    # An s3:// URL stays a string: a Path would fold its "//".
+    where = source if str(source).startswith("s3:") else Path(source)
+    return quick_settings(where, Path(output), Path(manifest), public_url, min_files, **quick)
 
 
 class SyncPass:
@@ -116,7 +122,7 @@ class SyncPass:
         self._open_to_public()
         if self.db.last_pass_unfinished():
             self.output.sweep_temp_files()
-        summary = PassSummary(output=self.settings.output_irods or str(self.settings.output_path))
+        summary = PassSummary(output=self.settings.output_label)
         pass_id = self.db.begin_pass()
         keeper = Keeper(self.settings, self.db, make_parent_store(self.settings, self.output))
         keeper.before()
@@ -144,7 +150,7 @@ class SyncPass:
         keeper.after(summary)
         summary.seconds = round(time.monotonic() - started, 3)
         self.db.finish_pass(pass_id, summary.to_dict())
-        log.info(_one_line(summary))
+        log.info(summary.log_line())
         return summary
 
     def _check_source(self, listing: Listing) -> None:
@@ -153,7 +159,7 @@ class SyncPass:
         An unmounted mount point or a mistyped path lists nothing: taken at its word, the pass
         would delete every item. Instead nothing is written and the catalog stays as it is.
         """
-        where = self.settings.source_irods or str(self.settings.source_path)
+        where = self.settings.source_label
         if "" in listing.failed_dirs:
             reasons = "; ".join(listing.problems) or f"source {where} cannot be listed"
             raise SourceUnavailableError(f"{reasons}; nothing was written")
@@ -191,15 +197,23 @@ class SyncPass:
         now_ns = wall_clock_ns()
         settle_ns = int(self.settings.settle_seconds * 1e9)
         work: list[Work] = []
+        touched: list[SourceEntry] = []
         for path, entry in listing.entries.items():
             old = rows.get(path)
             if settle_ns and entry.mtime_ns > now_ns - settle_ns:
                 summary.deferred += 1
                 continue
+            if old is not None and _same_version(old, entry):
+                # The store says these are the same bytes: nothing to read, whatever the mtime.
+                if entry.mtime_ns != old.mtime_ns:
+                    touched.append(entry)
+                else:
+                    summary.unchanged += 1
+                continue
             if old is not None and not _needs_look(old, entry):
                 summary.unchanged += 1
                 continue
-            if self._checksum_decides(old):
+            if self._checksum_decides(old, entry):
                 # Most such files turn out touched: place them (which may read a metadata
                 # table) only once the checksum says their content changed.
                 crs = self.collections[old.collection_id].crs
@@ -213,13 +227,22 @@ class SyncPass:
                 self._record_unplaced(entry, placement, old, summary)
                 continue
             work.append(self._work(entry, placement, old))
+        if touched:
+            with self.db.transaction():
+                for entry in touched:
+                    self.db.update_stat(entry.path, entry.mtime_ns, now_ns, entry.etag)
+            summary.touched += len(touched)
         self._remove_missing(listing, rows, summary)
         return work
 
-    def _checksum_decides(self, old: FileRow | None) -> bool:
-        """A known good file with a stored checksum: its checksum says touched or modified."""
+    def _checksum_decides(self, old: FileRow | None, entry: SourceEntry) -> bool:
+        """A known good file with a stored checksum: its checksum says touched or modified.
+
+        Not an object whose version token changed: the store already says it was rewritten.
+        """
         return (
-            old is not None
+            entry.etag is None
+            and old is not None
             and old.status == FileState.OK
             and old.checksum is not None
             and old.collection_id in self.collections
@@ -318,7 +341,7 @@ class SyncPass:
                 summary.unchanged += 1
             else:
                 summary.touched += 1
-            self.db.update_stat(entry.path, entry.mtime_ns, scanned_ns)
+            self.db.update_stat(entry.path, entry.mtime_ns, scanned_ns, entry.etag)
             return
         if old is None:
             summary.added += 1
@@ -349,6 +372,7 @@ class SyncPass:
                 "mtime_ns": entry.mtime_ns,
                 "content_mtime_ns": entry.mtime_ns,
                 "checksum": result.checksum,
+                "etag": entry.etag,
                 "status": status.value,
                 "collection_id": p.collection_id,
                 "item_id": p.item_id or None,
@@ -453,6 +477,16 @@ class SyncPass:
         return unused
 
 
+def _same_version(old: FileRow, entry: SourceEntry) -> bool:
+    """A good file the store lists with the version token (S3 ETag) and size it had."""
+    return (
+        entry.etag is not None
+        and entry.etag == old.etag
+        and entry.size == old.size
+        and old.status == FileState.OK
+    )
+
+
 def _needs_look(old: FileRow, entry: SourceEntry) -> bool:
     """True when a listed file must be checksummed or extracted again."""
     if old.size != entry.size or old.mtime_ns != entry.mtime_ns:
@@ -462,12 +496,3 @@ def _needs_look(old: FileRow, entry: SourceEntry) -> bool:
     if old.status == FileState.PENDING:
         return True
     return old.mtime_ns + RACY_WINDOW_NS >= old.scanned_ns
-
-
-def _one_line(s: PassSummary) -> str:
-    return (
-        f"pass: {s.added} added, {s.modified} modified, {s.touched} touched, {s.removed} removed,"
-        f" {s.unchanged} unchanged, {s.deferred} deferred, {s.errors} errors;"
-        f" {s.items_written} items written, {s.items_deleted} deleted,"
-        f" {s.collections_written} collections written in {s.seconds:.2f}s"
-    )

@@ -66,6 +66,11 @@ class Source(Protocol):
         """A path GDAL and laspy can open directly, or None: read through `open()`."""
         ...
 
+    def stored_checksum(self, relpath: str) -> str | None:
+        """The checksum (multihash hex) the store keeps for a file but does not list, fetched
+        on its own (S3: one HEAD); None when it keeps none or lists it (`SourceEntry`)."""
+        ...
+
 
 @runtime_checkable
 class IncrementalSource(Source, Protocol):

@@ -284,6 +284,10 @@ class IrodsSource:
         """None: GDAL and laspy cannot open an iRODS path; read through `open()`."""
         return None
 
+    def stored_checksum(self, relpath: str) -> str | None:
+        """None: iRODS checksums come with the listing (`SourceEntry.checksum`)."""
+        return None
+
     def close(self) -> None:
         """Close both sessions; safe to call twice."""
         with self._lock:

@@ -249,6 +249,10 @@ class LocalSource:
         path = self.local_path(relpath)
         return path if gdal_can_open(path) else None
 
+    def stored_checksum(self, relpath: str) -> str | None:
+        """None: a folder keeps no checksums (a local file is hashed by reading it)."""
+        return None
+
 
 _LOOP = "a symlink loop (it leads back to a folder above it), not followed"
 

@@ -300,7 +300,10 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_all_mistakes_reported_at_once(tmp_path: Path) -> None:
     text = BASE.replace('path = "data"\n', "") + '[checksum]\nalgorithm = "md5"\n'
     lines = error_of(tmp_path, text).splitlines()
-    assert "source.path: required (or source.irods for an iRODS collection)" in lines
+    assert (
+        "source.path: required (or source.irods for an iRODS collection, source.url for S3)"
+        in lines
+    )
     assert any(line.startswith("checksum.algorithm:") for line in lines)
 
 
@@ -534,7 +537,8 @@ def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> N
     [
         (
             lambda t: t.replace("[source]\n", '[source]\npath = "data"\n'),
-            "source.irods: give either source.path or source.irods, not both",
+            "source.irods: give only one of source.path, source.irods and source.url "
+            "(source.path and source.irods are set)",
         ),
         (
             lambda t: t.replace('"/iplant/home/shared/ofo/public"', '"shared/ofo"'),
@@ -547,7 +551,7 @@ def test_irods_public_url_and_rewrites_win_over_the_default(tmp_path: Path) -> N
         (lambda t: t + '[irods]\nanonymous = "yes"\n', "irods.anonymous: must be true or false"),
         (
             lambda t: t.replace('irods = "/iplant/home/shared/ofo/public/stac"', ""),
-            "output.path: required (or output.irods for an iRODS collection)",
+            "output.path: required (or output.irods for an iRODS collection, output.url for S3)",
         ),
     ],
 )
@@ -681,7 +685,13 @@ TYPED = [
     (Settings, None),
 ]
 # Defaults of fields that stand for no registry key.
-UNKEYED = {"TableConfig.source_relpath", "Settings.href_rewrites", "Settings.notify"}
+UNKEYED = {
+    "TableConfig.source_relpath",
+    "Settings.href_rewrites",
+    "Settings.notify",
+    "Settings.source_s3",  # built from [source] url, endpoint_url, region, anonymous
+    "Settings.output_s3",  # built from [output] url, endpoint_url, region, public
+}
 # Fields the loader computes from their key (no default of their own).
 BUILT = {"CollectionConfig.description"}
 
