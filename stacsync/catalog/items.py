@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from stacsync.catalog.links import (
     thumbnail_path,
 )
 from stacsync.catalog.model import (
+    ALTERNATE_EXT,
     EO_EXT,
     FILE_EXT,
     POINTCLOUD_EXT,
@@ -54,6 +55,7 @@ _DATA_TYPES = frozenset((
 # fmt: on
 _NUMPY_DATA_TYPES = {"complex64": "cfloat32", "complex128": "cfloat64"}
 _CHECKSUM = re.compile(r"[0-9a-f]+")
+_ALTERNATE_TITLES = {"s3": "S3 object"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class AssetInput:
     size: int
     checksum: str | None  # multihash hex ("1220" + sha256 hex); None when checksums are off
     meta: AssetMeta
+    alternate: Mapping[str, str] = field(default_factory=dict)  # name → href (e.g. "s3")
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,13 @@ def _add_data_asset(stac_item: pystac.Item, source: AssetInput, pc_type: str) ->
     file.size = source.size
     if source.checksum:
         file.checksum = _checksum(source.checksum, source.key)
+    if source.alternate:
+        # The same bytes at other addresses (alternate-assets), e.g. s3:// for S3 clients.
+        declare(stac_item, ALTERNATE_EXT)
+        made.extra_fields["alternate"] = {
+            name: {"href": href, "title": _ALTERNATE_TITLES.get(name, name)}
+            for name, href in sorted(source.alternate.items())
+        }
 
 
 def _roles(meta: AssetMeta) -> list[str]:

@@ -26,6 +26,7 @@ EO_EXT = "https://stac-extensions.github.io/eo/v2.0.0/schema.json"
 POINTCLOUD_EXT = "https://stac-extensions.github.io/pointcloud/v2.0.0/schema.json"
 FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 SCIENTIFIC_EXT = "https://stac-extensions.github.io/scientific/v1.0.0/schema.json"
+ALTERNATE_EXT = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
 
 # An extension is declared exactly when a field with its prefix is written.
 EXTENSION_BY_PREFIX = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 # items, collections, index and model build through pystac: they are imported where something
 # renders, so that a pass with nothing to render never loads pystac (tens of ms at start-up).
 from stacsync.catalog import summaries
-from stacsync.catalog.hrefs import rewrite_href
+from stacsync.catalog.hrefs import alternate_hrefs, rewrite_href
 from stacsync.catalog.links import (
     INDEX_PATH,
     PAGES_FOLDER,
@@ -178,10 +178,13 @@ class Renderer:
         for row in rows:
             meta = AssetMeta.from_json(row["meta_json"])
             metas.append(meta)
+            address = self.source.local_path(row["path"])
+            href = rewrite_href(self.settings, address)
             assets.append(
                 items.AssetInput(
                     key=row["asset_key"],
-                    href=rewrite_href(self.settings, self.source.local_path(row["path"])),
+                    href=href,
+                    alternate=alternate_hrefs(self.settings, address, href),
                     title=collection.asset_titles.get(row["asset_key"]),
                     size=row["size"],
                     checksum=row["checksum"],

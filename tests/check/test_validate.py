@@ -218,6 +218,7 @@ def test_packaged_copy_holds_every_schema_stacsync_declares() -> None:
         model.POINTCLOUD_EXT,
         model.FILE_EXT,
         model.SCIENTIFIC_EXT,
+        model.ALTERNATE_EXT,
     ):
         assert packaged.knows(url), url
     for kind in ("Feature", "Collection", "Catalog"):
@@ -228,7 +229,7 @@ def test_packaged_copy_never_touches_the_network(no_network: None, item: dict) -
     packaged = SchemaValidator()
     index = json.loads((packaged_schemas() / "urlmap.json").read_text(encoding="utf-8"))
     extensions = [u for u in index["map"] if u.startswith("https://stac-extensions.github.io/")]
-    assert len(extensions) == 6
+    assert len(extensions) == 7
     for url in extensions:  # every $ref of every packaged extension resolves offline
         packaged.errors({**item, "stac_extensions": [url]})
     assert packaged.errors(item) == []
