@@ -36,6 +36,14 @@ class Following:
                 self.options.reconcile_seconds,
             )
             return
+        if self._source.remote:  # an object store: no events, no mount to watch
+            self._mount, self.want_events = None, False
+            log.info(
+                "polling %s every %g s (one listing a poll)",
+                self.settings.source_label,
+                self.options.poll_seconds,
+            )
+            return
         source = self.settings.source_path
         mounts = read_mounts()
         self._mount = mount_of(source, mounts)

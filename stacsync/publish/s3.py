@@ -39,9 +39,8 @@ def content_type(relpath: str) -> str:
 class S3Output:
     """Writes and deletes of catalog files under one prefix of a bucket.
 
-    `public`: whether `make_public` opens the prefix to anonymous GET. It is a constructor
-    argument until the config has a key for it (irods.public_read's S3 twin); `make_public`
-    takes the settings only to honour the `Output` protocol.
+    `public` (`[output] public`): whether `make_public` opens the prefix to anonymous GET;
+    `make_public` takes the settings only to honour the `Output` protocol.
     """
 
     def __init__(self, store: S3Store, prefix: str, *, public: bool = False):
@@ -51,6 +50,8 @@ class S3Output:
             self.prefix += "/"
         self.public = public
         self.last_grant: str | None = None  # what make_public last reported
+        self._writable = False  # check_writable's probe succeeded once
+        self._keys: set[str] | None = None  # keys under the prefix, listed once per pass
 
     @classmethod
     def from_url(
@@ -68,7 +69,12 @@ class S3Output:
 
     def check_writable(self) -> None:
         """Prove the bucket is there and this identity may write under the prefix (one PUT
-        and one DELETE of a probe object), or raise OutputError saying what to check."""
+        and one DELETE of a probe object, once per output object: a daemon's polls write
+        nothing), or raise OutputError saying what to check. Starts a pass: the objects
+        under the prefix are listed again at the first `exists`."""
+        self._keys = None
+        if self._writable:
+            return
         try:
             self.store.check_bucket()
         except OSError as exc:
@@ -82,11 +88,13 @@ class S3Output:
             self.store.delete(probe)
         except OSError as exc:  # writable all the same; the probe is empty and harmless
             log.warning("output %s: cannot delete %s: %s", self.url, probe, _why(exc))
+        self._writable = True
 
     def make_public(self, settings: Settings) -> None:
         """With `public`, let anyone GET objects under the prefix (a bucket-policy statement,
-        or object ACLs where the store has no policy API); the store looks before it sets."""
-        if not self.public:
+        or object ACLs where the store has no policy API); the store looks before it sets.
+        Once per output object: a daemon's later polls make no request for it."""
+        if not self.public or self.last_grant is not None:
             return
         try:
             self.last_grant = self.store.grant_public_read(self.prefix)
@@ -108,10 +116,17 @@ class S3Output:
         return self.prefix + norm
 
     def exists(self, relpath: str) -> bool:
-        try:
-            return self.store.head(self.key(relpath)) is not None
-        except OSError as exc:
-            raise OutputError(f"output {self.url}: {_why(exc)}") from exc
+        """From one listing of the prefix per pass (a pass asks for every item), kept up to
+        date by this output's own writes and deletes."""
+        return self.key(relpath) in self._known_keys()
+
+    def _known_keys(self) -> set[str]:
+        if self._keys is None:
+            try:
+                self._keys = {info.key for info in self.store.list(self.prefix)}
+            except OSError as exc:
+                raise OutputError(f"output {self.url}: {_why(exc)}") from exc
+        return self._keys
 
     def write(self, relpath: str, data: bytes) -> None:
         """One PUT, with the Content-Type of the file's extension."""
@@ -120,6 +135,8 @@ class S3Output:
             self.store.put(key, bytes(data), content_type(relpath))
         except OSError as exc:
             raise OutputError(f"output {self.url}: {_why(exc)}") from exc
+        if self._keys is not None:
+            self._keys.add(key)
 
     @contextlib.contextmanager
     def open_atomic(self, relpath: str) -> Iterator[BinaryIO]:
@@ -131,10 +148,13 @@ class S3Output:
 
     def delete(self, relpath: str) -> None:
         """Remove the object (nothing if it is gone; S3 has no folders to tidy)."""
+        key = self.key(relpath)
         try:
-            self.store.delete(self.key(relpath))
+            self.store.delete(key)
         except OSError as exc:
             raise OutputError(f"output {self.url}: {_why(exc)}") from exc
+        if self._keys is not None:
+            self._keys.discard(key)
 
 
 def _why(exc: OSError) -> str:

@@ -153,8 +153,12 @@ def test_make_public_opens_the_output_prefix_only(s3_server, bucket):
     output.write("c/later.json", b"{}")  # written after: public too (the policy covers it)
     assert anonymous_get(s3_server, bucket, "catalog/c/later.json")[0] == 200
     assert anonymous_get(s3_server, bucket, "private/data.tif") == (403, None)
-    output.make_public(settings=None)
-    assert "already allowed" in output.last_grant
+    granted = output.last_grant
+    output.make_public(settings=None)  # a daemon's next poll: nothing asked again
+    assert output.last_grant == granted
+    again = S3Output(store, "catalog/", public=True)  # the next `stacsync rescan`
+    again.make_public(settings=None)
+    assert "already allowed" in again.last_grant
 
 
 def test_make_public_says_what_to_ask_for_when_refused(bucket, proxy):
