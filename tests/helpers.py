@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from stacsync.check.schemas import SchemaValidator
 
@@ -170,3 +170,27 @@ def age(root: Path, seconds: float = 60) -> None:
         if path.is_file():
             st = path.stat()
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+# -- comparing catalogs built from different stores ------------------------------------------
+
+
+def items_under(out: Path) -> dict[str, dict[str, Any]]:
+    """Every item file under `out`, by id."""
+    found = {}
+    for path in out.rglob("*.json"):
+        doc = json.loads(path.read_text())
+        if doc["type"] == "Feature":
+            found[doc["id"]] = doc
+    return found
+
+
+def without_hrefs(item: dict[str, Any]) -> dict[str, Any]:
+    """An item without what depends on where its files live: hrefs, alternates, links."""
+    item = json.loads(json.dumps(item))
+    for value in item["assets"].values():
+        value.pop("href")
+        value.pop("alternate", None)
+    item["stac_extensions"] = [e for e in item["stac_extensions"] if "alternate" not in e]
+    item.pop("links")
+    return item

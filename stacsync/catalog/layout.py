@@ -1,6 +1,6 @@
 """Place a file's relative path in the catalog: its collection, item id and asset key.
 
-Joins metadata tables (CSV, GeoPackage), read lazily, for item datetimes and properties.
+Joins metadata tables (CSV, GeoPackage; one per collection or one per item), read lazily.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from stacsync.config.collection_keys import ITEM_PLACEHOLDER
 from stacsync.config.kinds import to_utc_iso
 from stacsync.config.settings import CollectionConfig, Settings, TableConfig
 from stacsync.core.errors import ConfigError
@@ -64,6 +65,10 @@ class _Table:
             return
         self.rows[row.key] = row
 
+    def only_row(self) -> _Row | None:
+        """The first row of a table read without a key column (a per-item file's one row)."""
+        return next(iter(self.rows.values()), None)
+
     def find(self, key: str) -> _Row | None:
         row = self.rows.get(key)
         if row is None and key.isascii() and key.isdigit():
@@ -79,6 +84,9 @@ class Layout:
         self._settings = settings
         self._collections = {c.id: (i, c) for i, c in enumerate(settings.collections)}
         self._tables: dict[int, _Table] = {}
+        # Per-item tables read this pass, by (collection index, item group): a table, or
+        # the problem that keeps the item's files from being placed.
+        self._item_tables: dict[tuple[int, str], _Table | str] = {}
         self._lock = threading.Lock()
         self._ids = settings.item_ids  # the scheme of `item_id`
 
@@ -92,14 +100,18 @@ class Layout:
 
     def table_files(self) -> list[Path]:
         """Every configured table file, so a caller can notice when one changes."""
-        paths = [c.table.path for c in self._settings.collections if c.table is not None]
+        paths = [
+            c.table.path
+            for c in self._settings.collections
+            if c.table is not None and not c.table.per_item  # those: see pipeline.item_tables
+        ]
         return list(dict.fromkeys(paths))
 
     def unused_rows(self, collection_id: str, used_keys: set[str]) -> list[str]:
         """Table keys that no file used (`used_keys` as in `Placement.table_key`), sorted."""
         index, collection = self._collections[collection_id]
-        if collection.table is None:
-            return []
+        if collection.table is None or collection.table.per_item:
+            return []  # a per-item file is its item's: reading them all would cost a GET each
         table = self._table(index, collection)
         used = {row.key for row in map(table.find, used_keys) if row is not None}
         return sorted(set(table.rows) - used)
@@ -108,6 +120,13 @@ class Layout:
         """Forget loaded tables; they are read again at next use."""
         with self._lock:
             self._tables.clear()
+            self._item_tables.clear()
+
+    def forget_item_table(self, collection_id: str, item: str) -> None:
+        """Drop one per-item table read earlier (its file changed); `item` is the item group."""
+        index, _collection = self._collections[collection_id]
+        with self._lock:
+            self._item_tables.pop((index, item), None)
 
     def _table(self, index: int, collection: CollectionConfig) -> _Table:
         with self._lock:
@@ -116,16 +135,37 @@ class Layout:
                 self._tables[index] = _load_table(collection.table, index, self._settings)
             return self._tables[index]
 
+    def _item_table(self, index: int, config: TableConfig, item: str) -> _Table | str:
+        with self._lock:
+            found = self._item_tables.get((index, item))
+            if found is None:
+                found = _load_item_table(config, index, self._settings, item)
+                self._item_tables[(index, item)] = found
+            return found
+
     def _place(self, index: int, collection: CollectionConfig, groups: dict[str, str]) -> Placement:
-        asset_key = safe_id(groups.get("asset", "data"))
+        name = groups.get("asset", "data")
+        asset_key = safe_id(collection.asset_keys.get(name, name))
         item = groups.get("item")
         if collection.table is None:
             return _placement(self._ids, collection, item, asset_key, problem=_no_item(item))
         join_key = groups.get("key") or item or groups.get("asset") or ""
-        table = self._table(index, collection)
-        row = table.find(join_key)
+        if collection.table.per_item:
+            if not item:
+                return _placement(self._ids, collection, None, asset_key, problem=_NO_ITEM)
+            table = self._item_table(index, collection.table, item)
+            if isinstance(table, str):  # no file, or unreadable: the item waits for it
+                return _placement(self._ids, collection, None, asset_key, problem=table)
+            row = table.find(join_key) if collection.table.key else table.only_row()
+        else:
+            table = self._table(index, collection)
+            row = table.find(join_key)
         if row is None:
-            problem = f"no row with {table.key_column}={join_key!r} in {table.label}"
+            problem = (
+                f"no row with {table.key_column}={join_key!r} in {table.label}"
+                if table.key_column
+                else f"no row in {table.label}"
+            )
             item = None if collection.table.item_column else item
             return _placement(self._ids, collection, item, asset_key, problem=problem, key=join_key)
         return _joined(self._ids, collection, collection.table, table, row, item, asset_key)
@@ -170,8 +210,10 @@ def _joined(
     asset_key: str,
 ) -> Placement:
     problems = []
-    if row.key in table.duplicates:
+    if row.key in table.duplicates and table.key_column:
         problems.append(f"several rows with {table.key_column}={row.key!r} in {table.label}")
+    elif not table.key_column and table.duplicates:  # a per-item file: its first row taken
+        problems.append(f"several rows in {table.label}; set table.key to pick the item's row")
     if config.item_column:
         item = row.item
         if not item:
@@ -206,17 +248,46 @@ def _load_table(config: TableConfig, index: int, settings: Settings) -> _Table:
     label = _label(config.path, settings.source_path)
     if not config.path.is_file():
         raise ConfigError(f"{where}.path: table file not found: {config.path}")
+    return _read_table(config, config.path, label, where)
+
+
+def _load_item_table(
+    config: TableConfig, index: int, settings: Settings, item: str
+) -> _Table | str:
+    """One item's own table file, or a problem naming it (the item's files go into error)."""
+    template = config.source_relpath or _label(config.path, settings.source_path)
+    if item in (".", "..") or any(c in item for c in "/\\\0"):
+        # The item group comes from a file name: it must not lead out of the template's folder.
+        return f"item {item!r} cannot name a metadata file ({template})"
+    label = template.replace(ITEM_PLACEHOLDER, item)
+    path = Path(str(config.path).replace(ITEM_PLACEHOLDER, item))
+    if not path.is_file():
+        fetched = (
+            " (or not fetched: see the pass's listing problems)" if config.source_relpath else ""
+        )
+        return f"metadata file {label} not found{fetched}"
     try:
-        if config.path.suffix.lower() in CSV_SUFFIXES:
-            columns, records = _read_csv(config.path)
+        return _read_table(config, path, label, f"collection[{index}].table", item=item)
+    except ConfigError as exc:
+        # "collection[0].table.datetime: no column 'x' in 000101/…" : the key it concerns, too
+        return str(exc)
+
+
+def _read_table(
+    config: TableConfig, path: Path, label: str, where: str, item: str | None = None
+) -> _Table:
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            columns, records = _read_csv(path)
         else:
-            columns, records = _read_gpkg(config.path, config.layer)
+            columns, records = _read_gpkg(path, config.layer)
     except (OSError, UnicodeDecodeError, csv.Error, RuntimeError) as exc:
-        raise ConfigError(f"{where}.path: cannot read {config.path}: {exc}") from None
+        raise ConfigError(f"{where}.path: cannot read {label if item else path}: {exc}") from None
     _check_columns(config, columns, where, label)
-    table = _Table(label=label, key_column=config.key)
+    table = _Table(label=label, key_column=config.key or "")
     for record in records:
-        row = _row(config, record)
+        # Without a key column every row of an item's file is that item's (the first wins).
+        row = _row(config, record, item if config.key is None else None)
         if row is not None:
             table.add(row)
     return table
@@ -241,8 +312,9 @@ def _check_columns(config: TableConfig, columns: list[str], where: str, label: s
             )
 
 
-def _row(config: TableConfig, record: dict[str, Any]) -> _Row | None:
-    key = _key_text(record.get(config.key))
+def _row(config: TableConfig, record: dict[str, Any], key: str | None = None) -> _Row | None:
+    if key is None:
+        key = _key_text(record.get(config.key)) if config.key else None
     if key is None:
         return None  # a row without a key can join nothing
     item = _key_text(record.get(config.item_column)) if config.item_column else None

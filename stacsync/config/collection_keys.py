@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stacsync.config.keys import REQUIRED, Key, Section
+from stacsync.core.ids import safe_id
 
 PROVIDER_ROLES = ("licensor", "producer", "processor", "host")
 PC_TYPES = ("lidar", "eopc", "radar", "sonar", "other")
@@ -139,6 +142,14 @@ COLLECTION_SECTIONS: tuple[Section, ...] = (
         free_form="str",
     ),
     Section(
+        "collection.asset_keys",
+        "Asset name (what the `asset` group captured) → asset key, so that several names "
+        "become one key (RE2 has no duplicate group names): "
+        '`"ortho-dsm-ptcloud" = "orthomosaic"`. Names not listed keep their own key; keys pass '
+        "through `safe_id`.",
+        free_form="str",
+    ),
+    Section(
         "collection.table",
         "A metadata table (`.csv` or `.gpkg` GeoPackage) with one row per join key.",
         (
@@ -146,15 +157,28 @@ COLLECTION_SECTIONS: tuple[Section, ...] = (
                 "path",
                 "source_path",
                 REQUIRED,
-                "The table file. Read lazily, when the first file needs it.",
+                "The table file. Read lazily, when the first file needs it. With `per_item`, "
+                "a template: `{item}` stands for each file's `item` group.",
                 "metadata/table.csv",
+            ),
+            Key(
+                "per_item",
+                "bool",
+                False,
+                "One table file per item, `path` naming it with `{item}` (e.g. "
+                "`{item}/metadata/{item}.gpkg`): the file's only row describes the item (with "
+                "`key`, the row whose `key` equals the item's join key). `source.include` must "
+                "list these files (e.g. `*.gpkg`); they are not cataloged themselves. A changed "
+                "file re-renders its item only; a missing or unreadable one puts that item's "
+                "files in error.",
             ),
             Key("layer", "str", None, "GeoPackage layer; default the first one.", "missions"),
             Key(
                 "key",
                 "column",
-                REQUIRED,
-                "Column joined to the regex `key` group (else `item`, else `asset`).",
+                None,
+                "Column joined to the regex `key` group (else `item`, else `asset`). Required "
+                "unless `per_item`.",
                 "id",
             ),
             Key(
@@ -197,3 +221,33 @@ COLLECTION_SECTIONS: tuple[Section, ...] = (
         free_form="any",
     ),
 )
+
+
+ITEM_PLACEHOLDER = "{item}"
+
+
+def table_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for `[collection.table]` keys that are wrong together."""
+    found = []
+    per_item = bool(values.get("per_item"))
+    path = values.get("path")
+    templated = path is not None and ITEM_PLACEHOLDER in str(path)
+    if per_item and path is not None and not templated:
+        found.append(("path", "with per_item, name each item's file with {item}"))
+    if templated and not per_item:
+        found.append(("path", "{item} is for one file per item: set table.per_item = true"))
+    if values.get("key") is None and not per_item:
+        found.append(("key", "required (unless table.per_item)"))
+    if per_item and values.get("item_column") is not None:
+        # The item's file is found from the item id: a row cannot also name the item.
+        found.append(("item_column", "not with per_item (the path's {item} names the item)"))
+    return found
+
+
+def asset_key_problems(aliases: dict[str, str]) -> list[tuple[str, str]]:
+    """(name, message) for `[collection.asset_keys]` entries whose key is not a safe id."""
+    found = []
+    for name, key in aliases.items():
+        if not key or safe_id(key) != key:
+            found.append((name, f"not an asset key: {key!r} (did you mean {safe_id(key)!r}?)"))
+    return found

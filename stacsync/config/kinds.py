@@ -27,7 +27,7 @@ KIND_DOCS: dict[str, str] = {
     "str": "string",
     "id": "id (letters, digits, `.`, `_`, `-`)",
     "path": "path (relative: to the config file's folder)",
-    "source_path": "path (relative: to `source.path`; inside `source.irods`: fetched)",
+    "source_path": "path (relative: to `source.path`; in `source.irods` or `source.url`: fetched)",
     "url": "http(s) URL",
     "href_target": "http(s) URL or absolute path",
     "abs_prefix": "absolute path or `s3://bucket/…`",

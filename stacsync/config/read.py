@@ -14,15 +14,18 @@ from typing import Any
 from stacsync.config.keys import Key, Section
 from stacsync.config.kinds import ReadContext, convert, type_name
 from stacsync.config.registry import ROOT, child_sections
+from stacsync.core.s3url import parse_s3_url
 
 _SECRET = re.compile(
     r"pass(word|wd|phrase)?$|^pw$|^pwd$|password|passwd|token|secret|api[-_]?key|credential"
-    r"|private[-_]?key|irods[-_]?auth",
+    r"|private[-_]?key|irods[-_]?auth|access[-_]?key",
     re.IGNORECASE,
 )
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
 SECRET_HELP = (
-    "credentials do not belong in the config file; use ~/.irods/irods_environment.json "
-    "(iinit) or environment variables"
+    "credentials do not belong in the config file; use environment variables or the "
+    "client's own files (iRODS: ~/.irods/irods_environment.json via iinit; S3: "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or AWS_PROFILE)"
 )
 
 
@@ -35,13 +38,18 @@ def find_secrets(value: Any, where: str) -> Iterator[str]:
     if isinstance(value, dict):
         for name, child in value.items():
             path = _join(where, name)
-            if _SECRET.search(name):
+            if _SECRET.search(name) and not _names_a_variable(name, child):
                 yield path
             else:
                 yield from find_secrets(child, path)
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from find_secrets(child, f"{where}[{index}]")
+
+
+def _names_a_variable(name: str, value: Any) -> bool:
+    """`token_env = "STACSYNC_TOKEN"`: the name of an environment variable, not a secret."""
+    return name.endswith("_env") and isinstance(value, str) and bool(_ENV_NAME.match(value))
 
 
 def _unknown(name: str, candidates: list[str]) -> str:
@@ -68,6 +76,10 @@ def _read_table(raw: Any, section: Section, where: str, ctx: ReadContext) -> dic
         ctx.source_dir = values["path"]  # table paths, read later, resolve against it
     elif section.name == "source" and isinstance(values.get("irods"), str):
         ctx.source_dir = Path(values["irods"])  # a table there is fetched (load._fetched_tables)
+    elif section.name == "source" and isinstance(values.get("url"), str):
+        # As load._one_of names it: a table in the bucket is fetched (load._fetched_tables).
+        where = parse_s3_url(values["url"])
+        ctx.source_dir = Path("/s3:") / where.bucket / where.prefix
     for short, child in children.items():
         values[short] = _read_child(raw.get(short), child, _join(where, short), ctx)
     return values

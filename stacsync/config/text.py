@@ -93,6 +93,20 @@ _CYVERSE_REWRITE = {
     "to": "https://data.cyverse.org/dav-anon/iplant/home",
 }
 
+# The Open Forest Observatory's public bucket on Jetstream2 (S3 API and Swift's web address).
+_OFO_S3_ENDPOINT = "https://js2.jetstream-cloud.org:8001"
+_OFO_S3_PUBLIC = _OFO_S3_ENDPOINT + "/swift/v1/ofo-public"
+# <id>/photogrammetry_<NN>/full/<id>_<product>.tif (or _points.copc.laz), and the ortho's
+# PNG in .../thumbnails/: `asset` takes the product, with ".png" for the thumbnail, so that
+# asset_keys can tell the two apart (RE2 has no duplicate group names).
+_OFO_S3_PRODUCTS = (
+    r"ortho-dsm-(?:ptcloud|mesh)|dsm-(?:mesh|ptcloud)|dtm-ptcloud|chm-(?:mesh|ptcloud)"
+)
+_OFO_S3_MATCH = (
+    r"^(?P<item>\d{6})/photogrammetry_\d+/(?:full|thumbnails)/\d{6}_"
+    rf"(?P<asset>(?:{_OFO_S3_PRODUCTS})(?:\.png)?|points)(?:\.tif|\.copc\.laz)?$"
+)
+
 LAYOUTS: dict[str, dict[str, Any]] = {
     "files": {
         "about": "one item per file, asset key `data`",
@@ -135,6 +149,58 @@ LAYOUTS: dict[str, dict[str, Any]] = {
                 "table": {
                     "path": "metadata/all-mission-polygons-w-metadata.gpkg",
                     "key": "dataset_id",
+                    "datetime": "earliest_datetime_local_derived",
+                    "properties": ["sensor_name", "flight_planner_name"],
+                },
+                "properties": {"license": "CC-BY-4.0"},
+            }
+        ],
+    },
+    "ofo-s3": {
+        "about": "the Open Forest Observatory missions as they are in the public bucket "
+        "s3://ofo-public/drone/missions_03/ (one item per mission, its metadata from the "
+        "mission's own GeoPackage, its thumbnail the PNG already made)",
+        "source": {
+            "url": "s3://ofo-public/drone/missions_03/",
+            "endpoint_url": _OFO_S3_ENDPOINT,
+            "anonymous": True,
+            # The products, the ortho's thumbnail and each mission's metadata file; not the
+            # image zips or the other products' thumbnails.
+            "include": [
+                "*/full/*.tif",
+                "*/full/*.copc.laz",
+                "*/thumbnails/*_ortho-dsm-*.png",
+                "*/metadata-mission/*_mission-metadata.gpkg",
+            ],
+        },
+        "output": {"path": "ofo-stac"},
+        "catalog": {"id": "ofo", "title": "Open Forest Observatory"},
+        "href_rewrite": [{"prefix": "s3://ofo-public", "to": _OFO_S3_PUBLIC}],
+        "collection": [
+            {
+                "id": "ofo-missions",
+                "title": "Open Forest Observatory drone missions",
+                "license": "CC-BY-4.0",
+                "keywords": ["drone", "forest", "photogrammetry"],
+                "match": _OFO_S3_MATCH,
+                "providers": [
+                    {
+                        "name": "Open Forest Observatory",
+                        "roles": ["producer", "processor", "host"],
+                        "url": "https://openforestobservatory.org",
+                    }
+                ],
+                # Either ortho is the orthomosaic (a mission with both reports the second);
+                # the ortho's PNG is the item's thumbnail, published as it is.
+                "asset_keys": {
+                    "ortho-dsm-ptcloud": "orthomosaic",
+                    "ortho-dsm-mesh": "orthomosaic",
+                    "ortho-dsm-ptcloud.png": "thumbnail",
+                    "ortho-dsm-mesh.png": "thumbnail",
+                },
+                "table": {
+                    "path": "{item}/metadata-mission/{item}_mission-metadata.gpkg",
+                    "per_item": True,
                     "datetime": "earliest_datetime_local_derived",
                     "properties": ["sensor_name", "flight_planner_name"],
                 },
@@ -186,7 +252,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 
 
 def example_config(layout: str) -> str:
-    """A commented TOML config for a layout ("files", "ofo", "csv") that `load_settings` accepts."""
+    """A commented TOML config for a layout (a name in LAYOUTS) that `load_settings` accepts."""
     if layout not in LAYOUTS:
         raise ConfigError(f"layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     values = LAYOUTS[layout]
