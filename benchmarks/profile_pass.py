@@ -32,10 +32,10 @@ class SerialExecutor:
 
 def profiled_rescan(config: Path) -> None:
     """Everything a `stacsync rescan` process does, minus the interpreter's own start-up."""
-    import stacsync.pipeline.sync
+    import stacsync.pipeline.extraction
     from stacsync.cli.main import cli
 
-    stacsync.pipeline.sync.ThreadPoolExecutor = SerialExecutor  # type: ignore[misc]
+    stacsync.pipeline.extraction.ThreadPoolExecutor = SerialExecutor  # type: ignore[misc]
     cli.main(["rescan", "--config", str(config), "--json"], standalone_mode=False)
 
 

@@ -190,12 +190,16 @@ def _add_data_asset(stac_item: pystac.Item, source: AssetInput, pc_type: str) ->
     if source.checksum:
         file.checksum = _checksum(source.checksum, source.key)
     if source.alternate:
-        # The same bytes at other addresses (alternate-assets), e.g. s3:// for S3 clients.
         declare(stac_item, ALTERNATE_EXT)
-        made.extra_fields["alternate"] = {
-            name: {"href": href, "title": _ALTERNATE_TITLES.get(name, name)}
-            for name, href in sorted(source.alternate.items())
-        }
+        made.extra_fields["alternate"] = alternate_field(source.alternate)
+
+
+def alternate_field(alternate: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The same bytes at other addresses (alternate-assets), e.g. s3:// for S3 clients."""
+    return {
+        name: {"href": href, "title": _ALTERNATE_TITLES.get(name, name)}
+        for name, href in sorted(alternate.items())
+    }
 
 
 def _roles(meta: AssetMeta) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 # renders, so that a pass with nothing to render never loads pystac (tens of ms at start-up).
 from stacsync.catalog import summaries
 from stacsync.catalog.hrefs import alternate_hrefs, rewrite_href
+from stacsync.catalog.item_thumbnails import ItemThumbnails
 from stacsync.catalog.links import (
     INDEX_PATH,
     PAGES_FOLDER,
@@ -71,6 +71,8 @@ class Renderer:
         self.source = source
         self.links = Links(settings.public_url)
         self.collections = {c.id: c for c in settings.collections}
+        self._rendered_early = False  # render_ready changed the disk
+        self.thumbnails = ItemThumbnails(settings, manifest, output, source)
 
     def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
         """Render dirty items, then the files that summarise them when anything changed.
@@ -80,7 +82,7 @@ class Renderer:
         collection lists every item, so rendering it is work proportional to the catalog.
         """
         self._mark_missing_items_dirty()
-        touched = self._render_items(summary)
+        touched = self._render_items(self.db.dirty_items(), summary) or self._rendered_early
         if touched or settings_changed or self._summary_file_missing():
             self._render_collections(summary)
             summary.catalog_written = self._render_catalog()
@@ -105,8 +107,12 @@ class Renderer:
                 for cid, iid in missing:
                     self.db.mark_item_dirty(cid, iid)
 
-    def _render_items(self, summary: PassSummary) -> bool:
-        dirty = self.db.dirty_items()
+    def render_ready(self, items: list[tuple[str, str]], summary: PassSummary) -> None:
+        """Render items whose files are all committed, while the pass still extracts others
+        (a first build overlaps the two); `render` then finishes the rest."""
+        self._rendered_early |= self._render_items(items, summary)
+
+    def _render_items(self, dirty: list[tuple[str, str]], summary: PassSummary) -> bool:
         changed = False
         for start in range(0, len(dirty), COMMIT_BATCH):
             with self.db.transaction():
@@ -127,19 +133,20 @@ class Renderer:
         if not rows or collection is None:
             existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
             self.output.delete(relpath)
-            self._drop_thumbnail(thumbnail_path(cid, iid))
+            self.thumbnails.drop(thumbnail_path(cid, iid))
             self.db.delete_item(cid, iid)
             self._summaries_stale(cid)
             summary.items_deleted += int(existed)
             return existed
-        from stacsync.catalog import items, model
+        from stacsync.catalog import items, model, plain_assets
 
         item_input = self._item_input(collection, iid, rows)
-        thumbnail = self._thumbnail_source(rows, item_input.assets)
+        thumbnail = self.thumbnails.shown(rows, item_input.assets)
         item_input = dataclasses.replace(item_input, thumbnail=thumbnail is not None)
-        item = items.render_item(item_input, self.links)
+        item_input, plain = plain_assets.split_plain(item_input)  # a PNG is published as it is
+        item = plain_assets.with_plain(items.render_item(item_input, self.links), plain)
         # The PNG first, so that no published item points at one that is not there yet.
-        self._publish_thumbnail(thumbnail_path(cid, iid), thumbnail)
+        self.thumbnails.publish(thumbnail_path(cid, iid), thumbnail)
         data = model.dumps(item)
         digest = sha256_hex(data)
         written = False
@@ -215,77 +222,15 @@ class Renderer:
     def _catalog_title(self) -> str:
         return self.settings.catalog_title or self.settings.catalog_id
 
-    def _thumbnail_source(self, rows: list, assets: tuple) -> tuple[str, str] | None:
-        """(path, PNG hash) of the file whose thumbnail the item shows, or None.
-
-        The orthomosaic's, else the first elevation model's, else the first other raster's;
-        point clouds have none. An item with a data asset keyed "thumbnail" gets none.
-        """
-        from stacsync.catalog.items import THUMBNAIL_KEY
-
-        hashes = self.db.thumbnail_hashes(row["path"] for row in rows)
-        if not hashes or any(a.key == THUMBNAIL_KEY for a in assets):
-            return None
-        ranked = sorted(
-            (_thumbnail_rank(asset.key, asset.meta), asset.key, row["path"])
-            for row, asset in zip(rows, assets, strict=True)
-            if row["path"] in hashes
-        )
-        if not ranked:
-            return None
-        path = ranked[0][2]
-        return path, hashes[path]
-
-    def _publish_thumbnail(self, relpath: str, source: tuple[str, str] | None) -> None:
-        """Write the item's PNG when its bytes changed or it is missing; drop it if it has none."""
-        if source is None:
-            self._drop_thumbnail(relpath)
-            return
-        path, digest = source
-        if digest == self.db.written_hash(relpath) and self.output.exists(relpath):
-            return
-        png = self.db.thumbnail(path)
-        if png is None:  # gone since the hashes were read: nothing to show
-            self._drop_thumbnail(relpath)
-            return
-        self.output.write(relpath, png)
-        self.db.set_written_hash(relpath, digest)
-
-    def _drop_thumbnail(self, relpath: str) -> None:
-        # Only a PNG we wrote: a stat per item without one would cost a round trip on iRODS.
-        if self.db.written_hash(relpath) is not None:
-            self.output.delete(relpath)
-            self.db.set_written_hash(relpath, None)
-
     # -- collections, catalog, index -----------------------------------------------------
 
     def _render_collections(self, summary: PassSummary) -> None:
-        from stacsync.catalog.collections import (
-            CollectionInput,
-            collection_listing,
-            render_collection,
-        )
+        from stacsync.catalog.collections import collection_listing, render_collection
         from stacsync.catalog.model import dumps
         from stacsync.catalog.pages import page_tree
 
-        for cid, collection in self.collections.items():
-            extent = self.db.collection_extent(cid)
-            c = CollectionInput(
-                id=cid,
-                title=collection.title,
-                description=collection.description,
-                license=collection.license,
-                keywords=collection.keywords,
-                providers=collection.providers,
-                bbox=extent["bbox"],
-                start=extent["start"],
-                end=extent["end"],
-                item_ids=self.db.collection_item_ids(cid),
-                items_summary=self._items_summary(cid),
-                asset_titles=collection.asset_titles,
-                license_url=collection.license_url,
-                catalog_title=self._catalog_title(),
-            )
+        for cid in self.collections:
+            c = collection_input(self.settings, self.db, cid, self._items_summary(cid))
             tree = page_tree(c.item_ids)
             # Pages first: the collection links to them, and links must not lead nowhere.
             self._publish_pages(collection_listing(c), tree)
@@ -314,7 +259,7 @@ class Renderer:
         cached = self.db.state.collection_summaries(cid)
         if cached is not None:
             return summaries.ItemsSummary(**json.loads(cached))
-        found = summaries.summarise_items(self._stored_items(cid))
+        found = summaries.summarise_items(stored_digests(self.db, cid))
         with self.db.transaction():
             # Not sort_keys: the cached mappings must come back in the order they render in.
             self.db.state.set_collection_summaries(cid, json.dumps(dataclasses.asdict(found)))
@@ -322,12 +267,6 @@ class Renderer:
 
     def _summaries_stale(self, cid: str) -> None:
         self.db.state.mark_summaries_stale(cid)
-
-    def _stored_items(self, cid: str) -> Iterator[dict[str, Any]]:
-        # The small digests, parsed one at a time as the summary consumes them; an item
-        # rendered before digests were stored is digested from its JSON.
-        for digest, text in self.db.collection_item_digests(cid):
-            yield json.loads(digest) if digest else summaries.summary_digest(json.loads(text))
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
@@ -434,27 +373,35 @@ class Renderer:
         return index.index_feature(item, href)
 
 
-# Asset keys of an orthomosaic: the thumbnail an item shows first.
-_ORTHO_KEYS = frozenset({"ortho", "orthomosaic", "orthophoto", "rgb"})
-# Words in an asset key that name an elevation model: the second choice (drawn on a ramp).
-_ELEVATION_WORDS = frozenset({"dsm", "dtm", "chm", "dem"})
+def collection_input(settings: Settings, db: Manifest, cid: str, items_summary: Any) -> Any:
+    """What the collection `cid` is rendered from: its config, the manifest's aggregates."""
+    from stacsync.catalog.collections import CollectionInput
+
+    collection = next(c for c in settings.collections if c.id == cid)
+    extent = db.collection_extent(cid)
+    return CollectionInput(
+        id=cid,
+        title=collection.title,
+        description=collection.description,
+        license=collection.license,
+        keywords=collection.keywords,
+        providers=collection.providers,
+        bbox=extent["bbox"],
+        start=extent["start"],
+        end=extent["end"],
+        item_ids=db.collection_item_ids(cid),
+        items_summary=items_summary,
+        asset_titles=collection.asset_titles,
+        license_url=collection.license_url,
+        catalog_title=settings.catalog_title or settings.catalog_id,
+    )
 
 
-def _thumbnail_rank(key: str, meta: AssetMeta) -> int:
-    """Which file's thumbnail an item shows: the lowest rank, then the first asset key.
-
-    0 for an orthomosaic (by its key, or 3+ bands of 8 bits), 1 for an elevation model (dsm,
-    dtm, chm or dem in its key), 2 for any other raster.
-    """
-    raster = meta.raster
-    rgb_like = raster is not None and len(raster.bands) >= 3
-    if key.lower() in _ORTHO_KEYS or (
-        rgb_like and all(b.data_type == "uint8" for b in raster.bands)
-    ):
-        return 0
-    if set(re.split(r"[-_.\s]+", key.lower())) & _ELEVATION_WORDS:
-        return 1
-    return 2
+def stored_digests(db: Manifest, cid: str) -> Iterator[dict[str, Any]]:
+    """The collection's item digests, parsed one at a time as a summary consumes them; an item
+    rendered before digests were stored is digested from its JSON."""
+    for digest, text in db.collection_item_digests(cid):
+        yield json.loads(digest) if digest else summaries.summary_digest(json.loads(text))
 
 
 class _HashingWriter:

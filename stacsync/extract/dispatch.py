@@ -13,6 +13,7 @@ from typing import BinaryIO, TypeVar
 from stacsync.core.errors import ExtractError
 from stacsync.core.records import AssetMeta
 from stacsync.core.retry import ATTEMPTS, is_transient, retrying
+from stacsync.extract.shown import PixelPolicy
 
 __all__ = ["TransientIOError", "extract_file", "extract_stream", "reader_for"]
 
@@ -20,6 +21,9 @@ _T = TypeVar("_T")
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff"})
 POINTCLOUD_SUFFIXES = frozenset({".las", ".laz"})
+# Plain images (a thumbnail someone already made): cataloged as they are, never read.
+IMAGE_TYPES = {".png": "image/png"}
+IMAGE_KIND = "image"  # AssetMeta.kind of a plain image: no CRS, no geometry
 
 
 class TransientIOError(ExtractError):
@@ -27,28 +31,60 @@ class TransientIOError(ExtractError):
 
 
 def reader_for(path: str) -> str | None:
-    """'raster', 'pointcloud' or None, by extension (content is checked by the reader)."""
+    """'raster', 'pointcloud', 'image' or None, by extension (content is checked by the reader)."""
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in RASTER_SUFFIXES:
         return "raster"
     if suffix in POINTCLOUD_SUFFIXES:
         return "pointcloud"
+    if suffix in IMAGE_TYPES:
+        return IMAGE_KIND
     return None
 
 
+def plain_image(name: str) -> AssetMeta:
+    """What a plain image asset is: its media type, and no CRS or place of its own.
+
+    Nothing is read: a PNG is published as it is (its size comes from the listing), and its
+    item's geometry comes from the item's geospatial files. Zero boxes and an empty geometry
+    stand for "none"; the catalog model leaves such assets out of footprints.
+    """
+    media_type = IMAGE_TYPES[PurePosixPath(name).suffix.lower()]
+    return AssetMeta(
+        kind=IMAGE_KIND,
+        media_type=media_type,
+        crs_code=None,
+        crs_wkt2="",
+        bbox_native=(0.0, 0.0, 0.0, 0.0),
+        bbox_4326=(0.0, 0.0, 0.0, 0.0),
+        geometry_4326={},
+        footprint_method="none: a plain image, not read (no geometry of its own)",
+    )
+
+
 def extract_file(
-    path: str, *, crs_override: str | None = None, read_overviews: bool = True
+    path: str,
+    *,
+    crs_override: str | None = None,
+    read_overviews: bool = True,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     """Describe one file from its header; ExtractError for anything a person must fix.
 
     With `read_overviews` a raster's smallest useful overview (a COPC cloud's coarse octree
     levels) is read too, for a valid-data footprint and a thumbnail; without, headers only.
+    `pixels` says which thumbnail is worth drawing and whether to check the traced border at
+    full resolution (None: draw it, check it).
     """
     kind = reader_for(path)
     name = PurePosixPath(path).name
     if kind is None:
         raise ExtractError(f"{name}: no reader for this file type")
-    return _guarded(name, lambda: _extract_with_retries(path, kind, crs_override, read_overviews))
+    if kind == IMAGE_KIND:
+        return plain_image(name)
+    return _guarded(
+        name, lambda: _extract_with_retries(path, kind, crs_override, read_overviews, pixels)
+    )
 
 
 def extract_stream(
@@ -58,6 +94,7 @@ def extract_stream(
     *,
     crs_override: str | None = None,
     read_overviews: bool = True,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     """Describe a file known only as a seekable stream (an iRODS data object), as `extract_file`.
 
@@ -69,10 +106,12 @@ def extract_stream(
     kind = reader_for(name)
     if kind is None:
         raise ExtractError(f"{name}: no reader for this file type")
+    if kind == IMAGE_KIND:
+        return plain_image(name)
     return _guarded(
         name,
         lambda: _extract_stream_with_retries(
-            name, size, open_stream, kind, crs_override, read_overviews
+            name, size, open_stream, kind, crs_override, read_overviews, pixels
         ),
     )
 
@@ -94,13 +133,19 @@ def _guarded(name: str, extract: Callable[[], _T]) -> _T:
 
 @retrying()
 def _extract_with_retries(
-    path: str, kind: str, crs_override: str | None, read_overviews: bool
+    path: str,
+    kind: str,
+    crs_override: str | None,
+    read_overviews: bool,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     # The readers load rasterio, laspy and pyproj: imported on the first file that needs them.
     if kind == "raster":
         from stacsync.extract.raster import extract_raster
 
-        return extract_raster(path, crs_override=crs_override, read_overviews=read_overviews)
+        return extract_raster(
+            path, crs_override=crs_override, read_overviews=read_overviews, pixels=pixels
+        )
     from stacsync.extract.pointcloud import extract_pointcloud
 
     return extract_pointcloud(path, crs_override=crs_override, read_overviews=read_overviews)
@@ -114,12 +159,13 @@ def _extract_stream_with_retries(
     kind: str,
     crs_override: str | None,
     read_overviews: bool,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     options = {"crs_override": crs_override, "read_overviews": read_overviews}
     if kind == "raster":
         from stacsync.extract.raster import extract_raster_stream
 
-        return extract_raster_stream(open_stream, size, name, **options)
+        return extract_raster_stream(open_stream, size, name, pixels=pixels, **options)
     from stacsync.extract.pointcloud import extract_pointcloud_stream
 
     # closing(), not the stream's own context manager: a stream need only have close().

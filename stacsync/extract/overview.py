@@ -109,13 +109,16 @@ def data_bands(colorinterp: Sequence[str]) -> tuple[int, ...]:
     return found or tuple(range(1, len(colorinterp) + 1))
 
 
-def read_sample(src: Any, plan: SamplePlan, wanted: Sequence[int] = ()) -> Sample:
+def read_sample(
+    src: Any, plan: SamplePlan, wanted: Sequence[int] = (), *, verify_border: bool = True
+) -> Sample:
     """Read the planned grid of an open rasterio dataset: data bands' values and their masks.
 
     Validity comes from GDAL's masks (per-dataset mask, alpha band, nodata value) plus NaN in
     float bands, whatever the nodata value: a pixel is valid where any data band is. `wanted`
     bands (for a thumbnail) are read too. GDAL picks the overview matching the grid, so only
-    that level's blocks are decoded.
+    that level's blocks are decoded. With `verify_border` the traced border is checked at full
+    resolution (`border_checked`); without, the overview is taken at its word.
     """
     if plan.shape is None:
         raise ValueError(f"nothing to read: {plan.level}")
@@ -139,7 +142,7 @@ def read_sample(src: Any, plan: SamplePlan, wanted: Sequence[int] = ()) -> Sampl
         if (rows, cols) != (src.height, src.width):
             valid = _FullResolution(src, checked, (rows, cols)).cells(0, rows, 0, cols)
         return Sample(values, indexes, valid, transform, plan.level, valid)
-    extent = border_checked(src, checked, valid)
+    extent = border_checked(src, checked, valid) if verify_border else valid
     return Sample(values, indexes, valid, transform, plan.level, extent)
 
 

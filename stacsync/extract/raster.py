@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
@@ -21,15 +22,17 @@ import rasterio
 from rasterio.abc import FileContainer
 from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.session import DummySession
 
 from stacsync.core.errors import ExtractError
-from stacsync.core.records import AssetMeta, BBox
+from stacsync.core.records import AssetMeta, BBox, RasterInfo
 from stacsync.core.retry import TRANSIENT_ERRNOS, is_transient
 from stacsync.extract.crs import identify_crs
 from stacsync.extract.footprint import trace
 from stacsync.extract.geometry import footprint_4326
 from stacsync.extract.overview import plan_sample, read_sample
 from stacsync.extract.raster_info import raster_info, tiff_datetime
+from stacsync.extract.shown import PixelPolicy
 from stacsync.extract.streams import StreamCache, StreamFiles, StreamView
 from stacsync.extract.thumbnail import render_thumbnail, thumbnail_bands
 from stacsync.extract.tiff import TiffLayout, read_tiff_layout
@@ -66,16 +69,25 @@ STREAM_GDAL_ENV = {
 # GDAL reports OS errors as text only; recognise them by the C library's strerror wording.
 _TRANSIENT_TEXT = {os.strerror(code).lower(): code for code in TRANSIENT_ERRNOS}
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
+_OPENER_LOCK = threading.Lock()
+_HEADER_BYTES = 64 * 1024  # a TIFF's first IFDs and tile offsets, as a remote read fetches
 
 
 def extract_raster(
-    path: str | os.PathLike, *, crs_override: str | None = None, read_overviews: bool = True
+    path: str | os.PathLike,
+    *,
+    crs_override: str | None = None,
+    read_overviews: bool = True,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     """Describe a GeoTIFF/COG from its header.
 
-    `crs_override` is only used when the file has no CRS. Raises ExtractError (message starts with
-    the file name) for anything a person must fix, and OSError with a transient errno (EIO,
-    EREMOTEIO, ETIMEDOUT, EAGAIN, ESTALE, ECONNRESET) for hiccups worth a retry.
+    `crs_override` is only used when the file has no CRS. `pixels`: draw the thumbnail only
+    if this raster can be the one its item shows, check the border at full resolution or not
+    (None: both, when overviews are read).
+    Raises ExtractError (message starts with the file name) for anything a person must fix,
+    and OSError with a transient errno (EIO, EREMOTEIO, ETIMEDOUT, EAGAIN, ESTALE, ECONNRESET)
+    for hiccups worth a retry.
     """
     fspath = os.fspath(path)
     name = os.path.basename(fspath)
@@ -84,7 +96,7 @@ def extract_raster(
     except OSError as exc:
         raise _os_failure(exc, name) from exc
     source = _Source(name, size, fspath, functools.partial(open, fspath, "rb"), GDAL_ENV)
-    return _extract(source, crs_override, read_overviews)
+    return _extract(source, crs_override, read_overviews, pixels)
 
 
 def extract_raster_stream(
@@ -94,6 +106,7 @@ def extract_raster_stream(
     *,
     crs_override: str | None = None,
     read_overviews: bool = True,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     """Describe a GeoTIFF/COG read from a seekable stream of `size` bytes, as `extract_raster` does.
 
@@ -111,6 +124,8 @@ def extract_raster_stream(
     except OSError as exc:
         raise _os_failure(exc, name) from exc
     try:
+        # The header block, fetched before the lock below: streams wait on it side by side.
+        cache.read(0, min(size, _HEADER_BYTES))
         gdal_path = f"/stacsync/{name}"
         source = _Source(
             name,
@@ -121,7 +136,11 @@ def extract_raster_stream(
             opener=StreamFiles(gdal_path, cache),
             cache=cache,
         )
-        return _extract(source, crs_override, read_overviews)
+        # rasterio's Python-file layer (its opener registry and GDAL plugin handlers) is not
+        # thread-safe (rasterio#3636); a pass reading a remote store in many threads once
+        # died of SIGSEGV in it. One stream at a time goes through GDAL.
+        with _OPENER_LOCK:
+            return _extract(source, crs_override, read_overviews, pixels)
     finally:
         cache.close()
 
@@ -149,10 +168,17 @@ class _Source:
 # --- opening and errors ----------------------------------------------------------------------
 
 
-def _extract(source: _Source, crs_override: str | None, read_overviews: bool) -> AssetMeta:
+def _extract(
+    source: _Source,
+    crs_override: str | None,
+    read_overviews: bool,
+    pixels: PixelPolicy | None = None,
+) -> AssetMeta:
     try:
-        with rasterio.Env(**source.env), _open(source) as src:
-            meta = _describe(src, source, crs_override, read_overviews)
+        # No AWS session: stacsync never reads through GDAL's S3 driver, and with AWS
+        # credentials in the environment rasterio would build a boto3 session per file.
+        with rasterio.Env(session=DummySession(), **source.env), _open(source) as src:
+            meta = _describe(src, source, crs_override, read_overviews, pixels)
     except (ExtractError, RasterioError, CPLE_BaseError, OSError) as exc:
         failure = _failure(exc, source)
         if failure is exc:
@@ -271,7 +297,11 @@ def _truncated(name: str, declared: int, size: int) -> ExtractError:
 
 
 def _describe(
-    src: Any, source: _Source, crs_override: str | None, read_overviews: bool
+    src: Any,
+    source: _Source,
+    crs_override: str | None,
+    read_overviews: bool,
+    pixels: PixelPolicy | None = None,
 ) -> AssetMeta:
     name = source.name
     warnings: list[str] = []
@@ -295,12 +325,11 @@ def _describe(
         warnings.append(problem)
     raster = raster_info(src, crs_wkt, layout)
     if read_overviews:
-        pixels = _look_at_pixels(src, source, crs_wkt, grid, warnings)
+        policy = pixels or PixelPolicy()
+        seen = _look_at_pixels(src, source, crs_wkt, grid, warnings, policy, raster)
     else:
-        pixels = _Pixels(
-            *grid, "grid box: overviews not read (extract.read_overviews = false)", None
-        )
-    if off_globe is not None and pixels.geometry is _OFF_GLOBE[1]:
+        seen = _Pixels(*grid, "grid box: overviews not read (extract.read_overviews = false)", None)
+    if off_globe is not None and seen.geometry is _OFF_GLOBE[1]:
         raise ExtractError(f"{name}: {off_globe}") from off_globe
     return AssetMeta(
         kind="raster",
@@ -308,13 +337,13 @@ def _describe(
         crs_code=crs_code,
         crs_wkt2=crs_wkt,
         bbox_native=_envelope(corners),
-        bbox_4326=pixels.bbox,
-        geometry_4326=pixels.geometry,
-        footprint_method=pixels.method,
+        bbox_4326=seen.bbox,
+        geometry_4326=seen.geometry,
+        footprint_method=seen.method,
         datetime=when,
         raster=raster,
         warnings=tuple(warnings),
-        thumbnail=pixels.thumbnail,
+        thumbnail=seen.thumbnail,
     )
 
 
@@ -339,8 +368,11 @@ def _look_at_pixels(
     crs_wkt: str,
     grid: tuple[BBox, dict[str, Any]],
     warnings: list[str],
+    policy: PixelPolicy,
+    raster: RasterInfo,
 ) -> _Pixels:
-    """Trace where the data is and draw the thumbnail, from the smallest useful overview.
+    """Trace where the data is and draw the thumbnail (if the item may show it), from the
+    smallest useful overview (its border checked at full resolution if `policy` says so).
 
     Anything short of an I/O error worth a retry leaves the grid box (and says why): the header
     facts are already known, and a footprint that is too big is better than no item.
@@ -350,7 +382,7 @@ def _look_at_pixels(
         return _Pixels(*grid, f"grid box: {plan.level}", None)
     bands = thumbnail_bands([ci.name for ci in src.colorinterp])
     try:
-        sample = read_sample(src, plan, bands)
+        sample = read_sample(src, plan, bands, verify_border=policy.verify_border)
     except (RasterioError, CPLE_BaseError) as exc:
         message = _gdal_message(exc, source)
         if source.hidden_error() is not None or _transient_errno(message) is not None:
@@ -360,7 +392,7 @@ def _look_at_pixels(
             "grid box and there is no thumbnail"
         )
         return _Pixels(*grid, f"grid box: {plan.level} cannot be read", None)
-    thumbnail = render_thumbnail(sample, bands)
+    thumbnail = render_thumbnail(sample, bands) if policy.draws(raster) else None
     extent = sample.valid if sample.extent is None else sample.extent
     if not extent.any():
         warnings.append(

@@ -18,6 +18,7 @@ from stacsync.core.names import display
 from stacsync.core.records import AssetMeta, SourceEntry
 from stacsync.core.retry import is_transient, retrying
 from stacsync.extract.dispatch import TransientIOError, extract_file, extract_stream
+from stacsync.extract.shown import PixelPolicy, ThumbnailBar
 from stacsync.manifest.rows import FileRow
 from stacsync.sources import Source
 
@@ -37,6 +38,8 @@ class Work:
     old: FileRow | None
     crs: str | None
     checksum_first: bool  # known file: hash before deciding whether to extract
+    # A raster's thumbnail is drawn only if its item may show it (None: always).
+    thumbnail: ThumbnailBar | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class Examiner:
         self.settings = settings
         self.source = source
         self.processes = None
+        mode = settings.verify_border
+        self._verify_border = mode == "always" or (mode == "local" and not source.remote)
 
     def examine(self, work: Work) -> Result:
         """Checksum (known files first) and extract; never raises for a per-file problem."""
@@ -86,7 +91,11 @@ class Examiner:
     def extract(self, work: Work) -> AssetMeta:
         path = work.entry.path
         readable = self.source.readable_path(path)
-        options = {"crs_override": work.crs, "read_overviews": self.settings.read_overviews}
+        options = {
+            "crs_override": work.crs,
+            "read_overviews": self.settings.read_overviews,
+            "pixels": PixelPolicy(work.thumbnail, self._verify_border),
+        }
         if readable is not None:
             if self.processes is not None:
                 return self.processes.extract(readable, **options)

@@ -7,7 +7,6 @@ count what stacsync asked the store for.
 
 from __future__ import annotations
 
-import json
 import shutil
 import urllib.error
 import urllib.request
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GOOD, age, validate_catalog
+from helpers import GOOD, age, items_under, validate_catalog, without_hrefs
 from processes import wait_for
 from s3server import FaultProxy, dummy_credentials, new_bucket, store_for
 
@@ -75,22 +74,8 @@ def _config(tmp_path: Path, endpoint: str, source: str, output: str | None = Non
     return path
 
 
-def _items(out: Path) -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in out.rglob("*.json"):
-        doc = json.loads(path.read_text())
-        if doc["type"] == "Feature":
-            found[doc["id"]] = doc
-    return found
-
-
 def _without_hrefs(item: dict[str, Any]) -> dict[str, Any]:
-    item = json.loads(json.dumps(item))
-    for value in item["assets"].values():
-        value.pop("href")
-        value.pop("alternate", None)
-    item["stac_extensions"] = [e for e in item["stac_extensions"] if "alternate" not in e]
-    item.pop("links")
+    item = without_hrefs(item)
     # Files without a date of their own are dated by mtime: LastModified here, the copy's
     # mtime there.
     for key in ("datetime", "title"):
@@ -112,7 +97,7 @@ def test_a_bucket_builds_the_catalog_a_folder_builds(s3_server, bucket, testdata
     summary = rescan(_config(s3, s3_server, f"s3://{bucket}/data/", extra=rewrite))
     assert summary.errors == from_folder.errors == 0
     assert summary.items_written == len(GOOD)
-    folder_items, bucket_items = _items(tmp_path / "lout"), _items(s3 / "out")
+    folder_items, bucket_items = items_under(tmp_path / "lout"), items_under(s3 / "out")
     assert sorted(bucket_items) == sorted(item_id(n) for n in GOOD)
     for iid, item in bucket_items.items():
         assert _without_hrefs(item) == _without_hrefs(folder_items[iid]), iid
@@ -161,14 +146,14 @@ def test_modify_touch_and_delete_one_object(s3_server, bucket, testdata, tmp_pat
     assert (modified.modified, modified.items_written) == (1, 1)
     gets = {s.path for s in proxy.seen if s.method in ("GET", "HEAD") and not s.is_list}
     assert gets == {f"/{bucket}/data/elev.tif"}
-    elev = _items(out)["elev-tif"]
+    elev = items_under(out)["elev-tif"]
     assert elev["assets"]["data"]["file:size"] == (testdata / "dataset_cog.tif").stat().st_size
 
     # Delete: the item goes, the others stay.
     store.delete("data/autzen_trim.laz")
     deleted = rescan(config)
     assert (deleted.removed, deleted.items_deleted, deleted.items_written) == (1, 1, 0)
-    assert sorted(_items(out)) == ["elev-tif", "rgb-byte-tif"]
+    assert sorted(items_under(out)) == ["elev-tif", "rgb-byte-tif"]
 
 
 def test_a_listing_that_fails_half_way_deletes_nothing(s3_server, bucket, testdata, tmp_path):
@@ -286,3 +271,49 @@ def test_the_daemon_follows_objects_added_and_deleted(
     code, _ = daemon.stop()
     assert code == 0, daemon.log()
     assert f"polling s3://{bucket}/data/" in daemon.log()
+
+
+def _collared_cog(path: Path) -> None:
+    """A 2048² noisy COG whose data is a disc inside a nodata collar: a long border to check."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    size = 2048
+    rng = np.random.default_rng(7)
+    data = rng.integers(1, 255, (size, size), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    data[(yy - size / 2) ** 2 + (xx - size / 2) ** 2 > (size * 0.45) ** 2] = 0
+    profile = {
+        "driver": "COG",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": "uint8",
+        "nodata": 0,
+        "crs": "EPSG:32611",
+        "transform": from_origin(500000, 4000000, 0.05, 0.05),
+        "compress": "deflate",
+        "blocksize": 256,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+
+
+@pytest.mark.parametrize(("mode", "full_resolution_reads"), [("local", False), ("always", True)])
+def test_over_s3_the_footprint_comes_from_the_overview_unless_asked(
+    s3_server, bucket, tmp_path, proxy, mode, full_resolution_reads
+):
+    cog = tmp_path / "disc.tif"
+    _collared_cog(cog)
+    store_for(s3_server, bucket).put("data/disc.tif", cog.read_bytes(), "image/tiff")
+    extra = f'[extract]\nverify_border = "{mode}"\n'
+    summary = rescan(_config(tmp_path, proxy.url, f"s3://{bucket}/data/", extra=extra))
+    assert summary.errors == 0 and summary.items_written == 1
+    gets = [s for s in proxy.seen if s.is_get_of(bucket, "data/disc.tif")]
+    fetched = sum(int(b) - int(a) + 1 for a, b in (s.headers["range"][6:].split("-") for s in gets))
+    # The header and the smallest overview come in a couple of ranged GETs; checking the
+    # border at full resolution reads much of the file.
+    assert (fetched > cog.stat().st_size / 4) is full_resolution_reads, (len(gets), fetched)
+    if not full_resolution_reads:
+        assert len(gets) <= 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ def crash_on_marked_files(path: str, **options):
     """Module level, so worker processes can unpickle it; dies like a segfaulting reader."""
     if "crash" in Path(path).name:
         os._exit(139)
+    return extract_file(path, **options)
+
+
+def sigkilled_once(path: str, **options):
+    """Dies by SIGKILL (an OOM kill) the first time it meets a file named kill-*, mid-batch."""
+    marker = Path(path).with_suffix(".killed")
+    if Path(path).name.startswith("kill-") and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
     return extract_file(path, **options)
 
 
@@ -110,3 +120,25 @@ def test_workers_end_when_their_pass_is_killed(tmp_path: Path) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"worker {worker} outlived its killed pass")
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(copy_testdata, tmp_path, monkeypatch):
+    """Every file in flight when a worker is SIGKILLed is read again in a fresh pool."""
+    src = tmp_path / "drone"
+    copy_testdata(*GOOD, dest=src)
+    (src / "kill-me.tif").write_bytes((src / "elev.tif").read_bytes())
+    age(src)
+
+    class KillingPool(ExtractorPool):
+        def __init__(self, workers: int):
+            super().__init__(workers, extract=sigkilled_once)
+
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", KillingPool)
+    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "db.sqlite")
+    settings = settings.__class__(**{**settings.__dict__, "workers": 2})
+    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+        summary = SyncPass(settings, db).run()
+    assert (src / "kill-me.killed").exists()  # the worker did die on it
+    assert summary.added == len(GOOD) + 1 and summary.errors == 0
+    assert summary.items_written == len(GOOD) + 1

@@ -1,0 +1,72 @@
+"""How a pass runs its per-file work: threads, local processes, or a Dask cluster.
+
+Each strategy yields `Result`s in the order of the work list, so commits, clashes between
+files and the catalog come out the same whatever ran them and however many workers there were.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from stacsync.config.settings import Settings
+from stacsync.pipeline.examine import Examiner, Result, Work, worth_processes
+from stacsync.sources import Source
+
+
+class Extraction(Protocol):
+    """Runs `Examiner.examine` over a pass's work; a context manager that frees its workers."""
+
+    def results(self, work: list[Work]) -> Iterator[Result]:
+        """One Result per Work, in the order of `work`, as they become available."""
+        ...
+
+    def __enter__(self) -> Extraction: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class LocalExtraction:
+    """Threads in this process; header parsing in worker processes for a big local build.
+
+    A remote source (iRODS, S3) is latency-bound: `extract.remote_threads` requests in flight,
+    never forked processes.
+    """
+
+    def __init__(self, settings: Settings, source: Source, examiner: Examiner, work: list[Work]):
+        self.examiner = examiner
+        workers = settings.workers or os.cpu_count() or 1
+        if source.remote:
+            self.threads = max(1, settings.remote_threads)
+        elif worth_processes(work, workers, source):
+            from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: when used
+
+            examiner.processes = ExtractorPool(workers)
+            self.threads = workers * 2  # threads wait on the processes while others checksum
+        else:
+            self.threads = workers
+
+    def results(self, work: list[Work]) -> Iterator[Result]:
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            yield from pool.map(self.examiner.examine, work)  # map keeps the input order
+
+    def __enter__(self) -> LocalExtraction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.examiner.processes is not None:
+            self.examiner.processes.close()
+            self.examiner.processes = None
+
+
+def choose_extraction(
+    settings: Settings, source: Source, examiner: Examiner, work: list[Work]
+) -> Extraction:
+    """The strategy `settings` ask for: a Dask scheduler when one is configured, else local."""
+    if settings.scheduler:
+        from stacsync.pipeline.distributed import DaskExtraction  # dask: only when configured
+
+        return DaskExtraction(settings, settings.scheduler)
+    return LocalExtraction(settings, source, examiner, work)

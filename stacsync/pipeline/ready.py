@@ -1,0 +1,45 @@
+"""Items whose files are all committed, so a first build renders them while others extract.
+
+Counts the pass's outstanding files per item; an item is ready once none is left and at least
+one of its files changed (an item whose files all turned out touched has nothing to render).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from stacsync.pipeline.examine import Result, Work
+
+ItemKey = tuple[str, str]  # (collection id, item id)
+
+
+class ReadyItems:
+    """Tracks one pass's work list; `done(batch)` returns the items it completed."""
+
+    def __init__(self, work: list[Work]):
+        self._left: Counter[ItemKey] = Counter()
+        for w in work:
+            for key in _items_of(w):
+                self._left[key] += 1
+        self._changed: set[ItemKey] = set()
+
+    def done(self, batch: list[Result]) -> list[ItemKey]:
+        ready = []
+        for result in batch:
+            for key in _items_of(result.work):
+                if result.extracted:
+                    self._changed.add(key)
+                self._left[key] -= 1
+                if self._left[key] == 0 and key in self._changed:
+                    ready.append(key)
+        return sorted(set(ready))
+
+
+def _items_of(w: Work) -> set[ItemKey]:
+    """Every item a work can change: where its file goes now and where it was."""
+    keys = set()
+    if w.placement is not None and w.placement.item_id:
+        keys.add((w.placement.collection_id, w.placement.item_id))
+    if w.old is not None and w.old.item_id:
+        keys.add((w.old.collection_id, w.old.item_id))
+    return keys
