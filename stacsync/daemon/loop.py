@@ -6,6 +6,7 @@ Changed paths (events or polls) settle, then one pass runs per batch; reconciles
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -54,9 +55,14 @@ def load_daemon_config(
     """Read a config file: the usual settings and its `[daemon]` options; all errors at once.
 
     `overrides` (`stacsync run` options, by `[daemon]` key; None: not given) win over the
-    file and are checked by the config registry like the file's own values.
+    file and are checked by the config registry like the file's own values; `scheduler`
+    (`run --scheduler`) replaces `[scale] scheduler`.
     """
+    overrides = dict(overrides or {})
+    scheduler = overrides.pop("scheduler", None)
     settings = load_settings(path, daemon_overrides=overrides)
+    if scheduler:
+        settings = dataclasses.replace(settings, scheduler=scheduler)
     return settings, settings.daemon
 
 
