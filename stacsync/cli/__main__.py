@@ -1,5 +1,5 @@
 """`python -m stacsync.cli`: the same as the `stacsync` command."""
 
-from stacsync.cli.main import main
+from stacsync.cli.fast import main
 
 main()

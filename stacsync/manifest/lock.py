@@ -8,11 +8,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 from pathlib import Path
 
+from stacsync.core.clock import now_iso
 from stacsync.core.errors import ManifestLockedError
-from stacsync.manifest.rows import now_iso
 
 
 class ManifestLock:
@@ -35,9 +34,11 @@ class ManifestLock:
                 f"manifest {self.path.with_suffix('')} is locked by {holder}; "
                 "wait for it to finish, or stop it (a running `stacsync run` keeps the lock)"
             ) from None
+        # uname for the host name (what gethostname returns): a no-change rescan takes this
+        # lock without loading socket.
         info = {
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": os.uname().nodename,
             "command": purpose,
             "since": now_iso(),
         }

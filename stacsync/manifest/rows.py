@@ -9,9 +9,9 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from stacsync.core.clock import now_iso as now_iso  # kept here for its importers
 from stacsync.core.names import display, from_db, is_utf8, to_db
 
 
@@ -30,11 +30,6 @@ class FileRow:
     error_transient: bool
     scanned_ns: int
     etag: str | None = None  # an object store's version token (S3 ETag), if it lists one
-
-
-def now_iso() -> str:
-    """Current UTC time, second precision, for human-facing columns."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def wall_clock_ns() -> int:

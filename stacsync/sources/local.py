@@ -73,12 +73,15 @@ class LocalSource:
         self._real_root = ""
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> LocalSource:
+    def for_settings(
+        cls, settings: Settings, scandir: Callable[[str], Any] = os.scandir
+    ) -> LocalSource:
         """The source a pass over `settings` reads: include/exclude applied, output pruned."""
         return cls(
             settings.source_path,
             include=functools.partial(is_included, settings),
             prune=(settings.output_path,),
+            scandir=scandir,  # pipeline.witness keeps what the walk listed
             follow=settings.follow_symlinks,
         )
 

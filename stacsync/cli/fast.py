@@ -1,0 +1,153 @@
+"""The `stacsync` entry point: a `rescan --config` with nothing changed, proven from a witness.
+
+The last full one-shot pass left the witness (`pipeline.witness`); anything it cannot vouch for
+runs the whole command line (`cli.main`), which then does exactly what it always did.
+"""
+
+from __future__ import annotations
+
+# Only the standard library's cheapest modules up here: every `stacsync` command starts here.
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from stacsync.manifest.witness import Witness
+
+QUIET = ("-q", "--quiet")
+
+
+def main() -> None:
+    """Console-script entry point: the fast path when it can answer, else the full CLI."""
+    request = parse(sys.argv[1:])
+    if request is not None and answer(*request):
+        return
+    from stacsync.cli.main import main as full_main
+
+    full_main()
+
+
+def parse(args: list[str]) -> tuple[str, bool] | None:
+    """(config, as_json) for `[-q] rescan --config FILE [--json]`; None for anything else.
+
+    Only these spellings; any other option (`-v` shows the pass's log lines) goes to click.
+    """
+    rest = list(args)
+    while rest and rest[0] in QUIET:
+        rest.pop(0)
+    if not rest or rest.pop(0) != "rescan":
+        return None
+    config: str | None = None
+    as_json = False
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json" and not as_json:
+            as_json = True
+        elif arg in ("--config", "-c") and config is None and rest:
+            config = rest.pop(0)
+        elif arg.startswith("--config=") and config is None:
+            config = arg.removeprefix("--config=")
+        else:
+            return None
+    if not config or config.startswith("-"):
+        return None
+    return config, as_json
+
+
+def answer(config: str, as_json: bool) -> bool:
+    """Record and print a no-change pass if the witness proves one; False to run the full pass."""
+    started = time.monotonic()
+    try:
+        summary = no_change_pass(config, started)
+    except Exception:
+        # Whatever went wrong here, the full pass finds it again and reports it its own way.
+        return False
+    if summary is None:
+        return False
+    from stacsync.core import tree
+
+    tree.forget_walk()  # answered: no pass follows to list from it
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+    else:
+        import click
+
+        from stacsync.cli.common import human_summary
+
+        click.echo(human_summary(summary))
+    return True
+
+
+def no_change_pass(config: str, started: float) -> dict | None:
+    """The summary of a recorded no-change pass, or None when the witness cannot vouch."""
+    from pathlib import Path
+
+    from stacsync.core.clock import now_iso
+    from stacsync.manifest import witness
+
+    begun = now_iso()
+    # As the loader makes it absolute; the witness names the file it was left under.
+    config_path = Path(os.path.expanduser(config)).absolute()
+    data = config_path.read_bytes()
+    manifest_path = witness.manifest_path_in(config_path, data.decode("utf-8"))
+    if manifest_path is None:
+        return None
+    db = witness.FastWriter.open(manifest_path)
+    if db is None:
+        return None
+    with db:
+        found = witness.vouched(db.conn)
+        if found is None or not _same_inputs(found, config_path, manifest_path, data):
+            return None
+        if not _same_output(found) or not _same_tree(found):
+            return None
+        if not witness.unchanged(db.conn, found):
+            return None
+        summary = {**found.summary, "seconds": round(time.monotonic() - started, 3)}
+        db.record_no_change_pass(begun, summary)
+    return summary
+
+
+def _same_inputs(found: Witness, config_path: Path, manifest_path: Path, data: bytes) -> bool:
+    """The same config bytes, home, manifest, code and metadata tables as the witnessed pass."""
+    from stacsync.manifest import witness
+
+    return (
+        found.config_path == str(config_path)
+        and found.config_sha256 == witness.digest(data)
+        and found.home == os.environ.get("HOME")
+        and found.manifest_path == str(manifest_path)
+        and found.code == witness.code_stamp()
+        and all(witness.file_stat(p) == st for p, st in found.side_files.items())
+    )
+
+
+def _same_output(found: Witness) -> bool:
+    """The output writable, with every file a pass re-renders when it is missing.
+
+    As `LocalOutput.check_writable` and `exists` see them (that module costs more imports).
+    """
+    root = found.output_root
+    if not os.path.isdir(root) or not os.access(root, os.W_OK | os.X_OK):
+        return False
+    return all(os.path.isfile(os.path.join(root, f)) for f in found.output_files)
+
+
+def _same_tree(found: Witness) -> bool:
+    """The source tree as the pass's walk saw it: same names, kinds, sizes, mtimes; settled."""
+    from stacsync.core import tree
+
+    walked = tree.walk(found.source_root, frozenset(found.unwalked))
+    if walked != (found.tree_entries, found.tree_sha256):
+        return False
+    # Unchanged files younger than settle_seconds are deferred by a full pass, not unchanged.
+    return not found.settle_ns or found.newest_mtime_ns <= time.time_ns() - found.settle_ns
+
+
+if __name__ == "__main__":
+    main()

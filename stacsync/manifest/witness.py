@@ -1,0 +1,302 @@
+"""The rescan witness: what a full one-shot pass listed, under which config, code and manifest.
+
+`cli/fast.py` checks it to prove that nothing changed without loading the pass machinery.
+"""
+
+from __future__ import annotations
+
+# Cheap imports only: this is on the path of every no-change `stacsync rescan` (the records are
+# NamedTuples, not dataclasses: `dataclasses` alone imports `inspect`, ~6 ms of a ~40 ms run).
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from stacsync.core.clock import now_iso
+from stacsync.core.errors import ManifestLockedError
+from stacsync.manifest.lock import ManifestLock
+from stacsync.manifest.schema import SCHEMA_VERSION
+from stacsync.manifest.state import RESCAN_WITNESS_KEY, RESCAN_WITNESS_PASS_KEY, PassState
+
+if TYPE_CHECKING:
+    from stacsync.manifest.db import Manifest
+
+# A new value voids every stored witness (their fields or meaning changed).
+WITNESS_FORMAT = 2
+# The manifest when `[manifest] path` is absent. The fast path does not load the config, so it
+# reads this one key itself; `pipeline.witness` leaves a witness only when that agrees with
+# the loader, so a disagreement costs the fast path, never a wrong result.
+DEFAULT_MANIFEST = "stacsync.db"
+
+
+class ManifestFacts(NamedTuple):
+    """What a pass reads of the manifest besides the witness: equal facts, equal pass."""
+
+    files: int
+    needing_look: int  # files the next pass examines whatever their size and mtime
+    errors: int
+    with_problems: int  # files with a layout remark (`files_without_rows`)
+    dirty_items: int
+    skipped: int  # paths a listing skipped (a pass that skips none forgets them)
+    state_sha256: str  # fingerprints, cached summaries, what the keeper was told
+    written_sha256: str  # hashes of the catalog files written
+
+
+class Witness(NamedTuple):
+    """What a no-change rescan must find again, and the summary it then reports."""
+
+    config_path: str  # absolute, as the loader makes it
+    config_sha256: str  # of the bytes the pass loaded
+    home: str | None  # `~` in the config's paths expanded against it
+    code: str  # `code_stamp()` of the stacsync that ran the pass
+    manifest_path: str
+    source_root: str
+    tree_entries: int  # `core.tree`: every name the pass's walk saw, and their stats
+    tree_sha256: str
+    unwalked: tuple[str, ...]  # folders seen but not walked (the output inside the source)
+    newest_mtime_ns: int  # of the listed files
+    settle_ns: int  # files younger than this are deferred, not unchanged
+    # Metadata tables, outside the tree: [size, mtime_ns], or None when missing.
+    side_files: dict[str, list[int] | None]
+    output_root: str
+    output_files: tuple[str, ...]  # the files a pass re-renders when missing
+    summary: dict[str, Any]  # what the no-change pass reports, but `seconds`
+    manifest: ManifestFacts  # as the witnessed pass left it
+    racy_window_ns: int  # the pass's rule, so that checking it needs no pipeline import
+    schema_version: int = SCHEMA_VERSION
+    format: int = WITNESS_FORMAT
+
+    def to_json(self) -> str:
+        # Not sort_keys: the summary's mappings keep the order a full pass prints them in.
+        return json.dumps(self._asdict())
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Witness | None:
+        """The stored witness; None when absent, unreadable or of another format."""
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+            if data.get("format") != WITNESS_FORMAT:
+                return None
+            data["unwalked"] = tuple(data["unwalked"])
+            data["output_files"] = tuple(data["output_files"])
+            data["manifest"] = ManifestFacts(*data["manifest"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+
+# -- what the witness compares -----------------------------------------------------------
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_stamp() -> str:
+    """Names, sizes and mtimes of this stacsync's modules: other code may pass differently.
+
+    A stat per module (~0.3 ms); an upgrade or an edited checkout voids every witness.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the stacsync package
+    found: list[str] = []
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                    folders.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat()
+                    found.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}\0")
+    return digest("".join(sorted(found)).encode("utf-8", "surrogateescape"))
+
+
+def file_stat(path: str | os.PathLike) -> list[int] | None:
+    """[size, mtime_ns] of a file, None when it is missing (what the layout fingerprint sees)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def manifest_path_in(config_path: Path, text: str) -> Path | None:
+    """`[manifest] path` of a config, resolved as the loader does; None when not plainly said.
+
+    Reads only the plain forms (`path = "…"` or `'…'` under `[manifest]`, or no such key),
+    without tomllib (~7 ms to import): anything else is None, and no witness is left for it.
+    """
+    table, value = None, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            table = line.partition("#")[0].strip().strip("[]").strip()
+            continue
+        key, eq, rest = line.partition("=")
+        key = key.strip()
+        if table is None and key.startswith(("manifest", '"manifest', "'manifest")):
+            return None  # a dotted key or an inline table: not a plain form
+        if table != "manifest" or key != "path":
+            continue
+        if not eq or value is not None:
+            return None
+        value = _plain_string(rest.strip())
+        if value is None:
+            return None
+    path = Path(os.path.expanduser(value or DEFAULT_MANIFEST))
+    return Path(os.path.normpath(path if path.is_absolute() else config_path.parent / path))
+
+
+def _plain_string(text: str) -> str | None:
+    """The value of a one-line TOML string without escapes (and an optional comment)."""
+    if len(text) < 2 or text[0] not in "\"'":
+        return None
+    quote = text[0]
+    end = text.find(quote, 1)
+    if end < 0 or text.startswith(quote * 3):
+        return None
+    value, after = text[1:end], text[end + 1 :].strip()
+    if (quote == '"' and "\\" in value) or (after and not after.startswith("#")) or not value:
+        return None
+    return value
+
+
+# -- the manifest's side -----------------------------------------------------------------
+
+
+def facts_of(conn: sqlite3.Connection, racy_window_ns: int) -> ManifestFacts:
+    """Read them: one scan of the files, the small tables whole (a few ms at 10,000 files).
+
+    Whatever wrote the manifest since the witness, even without recording a pass, shows here.
+    """
+    # The same rule as the pass's diff: pending, a transient error, or an mtime within the
+    # racy window of the stat that recorded it (it may have changed within that tick).
+    files, needing_look, errors, with_problems = conn.execute(
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE status = 'pending' OR (status = 'error' AND error_transient)"
+        "  OR (status NOT IN ('error', 'pending') AND mtime_ns + ? >= scanned_ns)),"
+        " count(*) FILTER (WHERE status = 'error'),"
+        " count(*) FILTER (WHERE problem IS NOT NULL) FROM asset_file",
+        (racy_window_ns,),
+    ).fetchone()
+    dirty = conn.execute("SELECT count(*) FROM item WHERE dirty = 1").fetchone()[0]
+    skipped = conn.execute("SELECT count(*) FROM skipped").fetchone()[0]
+    state = conn.execute(
+        "SELECT key, value FROM state WHERE key NOT IN (?, ?) ORDER BY key",
+        (RESCAN_WITNESS_KEY, RESCAN_WITNESS_PASS_KEY),
+    ).fetchall()
+    written = conn.execute("SELECT path, hash FROM written ORDER BY path").fetchall()
+    return ManifestFacts(
+        files=files,
+        needing_look=needing_look,
+        errors=errors,
+        with_problems=with_problems,
+        dirty_items=dirty,
+        skipped=skipped,
+        state_sha256=digest(json.dumps(state).encode()),
+        written_sha256=digest(json.dumps(written).encode()),
+    )
+
+
+def last_pass(conn: sqlite3.Connection) -> tuple[int, bool] | None:
+    """(id, finished) of the latest pass, None before the first."""
+    row = conn.execute("SELECT id, finished FROM pass ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else (int(row[0]), row[1] is not None)
+
+
+def vouched(conn: sqlite3.Connection) -> Witness | None:
+    """The stored witness, if the pass it vouches for is the latest, finished, pass.
+
+    Any other pass since (the daemon's, a crashed one, one that left none) voids it; so does
+    any other change to what a pass reads of the manifest, which `unchanged` checks.
+    """
+    state = PassState(conn)
+    witness_pass = state.rescan_witness_pass
+    if witness_pass is None or last_pass(conn) != (witness_pass, True):
+        return None
+    witness = Witness.from_json(state.rescan_witness)
+    if witness is None or witness.schema_version != SCHEMA_VERSION:
+        return None
+    return witness
+
+
+def unchanged(conn: sqlite3.Connection, witness: Witness) -> bool:
+    """The manifest reads as the witnessed pass left it (a scan of the files: last, as the
+    costliest check after the walk, ~2 ms per 1,000 files with their metadata)."""
+    return facts_of(conn, witness.racy_window_ns) == witness.manifest
+
+
+def store(db: Manifest, witness: Witness | None, pass_id: int | None) -> None:
+    """Keep the witness of pass `pass_id`, or drop any witness with None."""
+    with db.transaction():
+        db.state.rescan_witness = None if witness is None else witness.to_json()
+        db.state.rescan_witness_pass = None if witness is None else pass_id
+
+
+class FastWriter:
+    """The manifest opened as `Manifest.open_writer` opens it, for a no-change pass only.
+
+    Never creates, migrates or waits: `open` gives None when the database is missing, locked
+    or at another schema version, and the full pass then does what it always does.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, lock: ManifestLock):
+        self.conn = conn
+        self._lock = lock
+
+    @classmethod
+    def open(cls, path: Path) -> FastWriter | None:
+        if not path.is_file():
+            return None
+        lock = ManifestLock(path)
+        try:
+            lock.acquire("stacsync rescan")
+        except ManifestLockedError:
+            return None
+        try:
+            # mode=rw: never create a database here (the full pass decides that).
+            uri = f"{path.resolve().as_uri()}?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            lock.release()
+            raise
+        writer = cls(conn, lock)
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            writer.close()
+            return None
+        return writer
+
+    def record_no_change_pass(self, started: str, summary: dict[str, Any]) -> None:
+        """Record the pass as `Manifest.begin_pass` + `finish_pass` do, still witnessed."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.conn.execute("INSERT INTO pass (started) VALUES (?)", (started,))
+            self.conn.execute(
+                "UPDATE pass SET finished = ?, summary_json = ? WHERE id = ?",
+                (now_iso(), json.dumps(summary, sort_keys=True), cur.lastrowid),
+            )
+            PassState(self.conn).rescan_witness_pass = cur.lastrowid
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+        self._lock.release()
+
+    def __enter__(self) -> FastWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
