@@ -6,6 +6,7 @@ They open the database read-only and work while a daemon holds the writer lock.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,12 @@ def manifest() -> None:
 @library_errors
 def summary(manifest: Path | None, config: Path | None, as_json: bool) -> None:
     """Counts by status and collection, and the last pass's figures."""
+    from stacsync.manifest.api_acks import api_backlog
+
     with open_reader(manifest, config) as db:
         data = queries.summary(db)
+        backlog = api_backlog(db.conn, configured=_api_configured(manifest, config))
+    data["api"] = None if backlog is None else {**asdict(backlog), "behind": backlog.behind}
     if as_json:
         click.echo(json.dumps(data, sort_keys=True))
         return
@@ -66,11 +71,23 @@ def summary(manifest: Path | None, config: Path | None, as_json: bool) -> None:
         click.echo(f"  {status:10} {count}")
     for cid, counts in data["by_collection"].items():
         click.echo(f"  collection {cid}: {counts['files']} files in {counts['items']} items")
+    if backlog is not None:
+        refused = f" ({backlog.refused} refused by the API)" if backlog.refused else ""
+        click.echo(f"api: {backlog.behind} items behind{refused}")
     last = data["last_pass"]
     if last:
         click.echo(f"Last pass: finished {last['finished']}")
         if last["summary"]:
             click.echo(indent(human_summary(last["summary"])))
+
+
+def _api_configured(manifest: Path | None, config: Path | None) -> bool:
+    """Whether the config (when the manifest was named through one) has a `[stac_api]`."""
+    if manifest is not None or config is None:
+        return False
+    from stacsync.config.load import load_settings
+
+    return load_settings(config).stac_api is not None
 
 
 @manifest.command()

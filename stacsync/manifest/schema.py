@@ -123,6 +123,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         # one: a changed one means new bytes; the same one with a new mtime is a touch.
         "ALTER TABLE asset_file ADD COLUMN etag TEXT;",
     ),
+    (
+        "stac api acknowledgements",
+        # What the STAC API of [stac_api] holds, as far as we know: a row means the API may
+        # have the item (written before a push, so a crash cannot leave one we forget to
+        # delete); `hash` is the item's json_hash the API last acknowledged, NULL when none.
+        """
+        CREATE TABLE api_item (
+            collection_id TEXT NOT NULL,
+            item_id       TEXT NOT NULL,
+            hash          TEXT,
+            error         TEXT,                  -- the API's last refusal, for a person
+            PRIMARY KEY (collection_id, item_id)
+        );
+        CREATE TABLE api_collection (
+            collection_id TEXT PRIMARY KEY,
+            hash          TEXT                   -- sha256 of the collection the API took
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
