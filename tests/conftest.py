@@ -79,3 +79,44 @@ def s3_server(tmp_path_factory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pgstac_server(tmp_path_factory) -> Iterator:
+    """A real PostgreSQL with PostGIS and a migrated pgstac template, for the whole session.
+
+    PostGIS is installed with apt-get when missing and the machine allows it; the tests skip
+    with the reason only when PostgreSQL, PostGIS or pgstac cannot be had.
+    """
+    from stac_api_servers import Postgres, Unavailable, installed
+
+    reason = installed()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        pg = Postgres(tmp_path_factory.mktemp("postgres"))
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        pg.make_template()
+    except Unavailable as exc:
+        pg.destroy()
+        pytest.skip(str(exc))
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def stac_fastapi(pgstac_server, tmp_path_factory) -> Iterator:
+    """stac-fastapi-pgstac (transactions on) on its own database of `pgstac_server`."""
+    from stac_api_servers import StacFastApi
+
+    database = pgstac_server.new_database("api")
+    log = tmp_path_factory.mktemp("stac-fastapi") / "uvicorn.log"
+    api = StacFastApi(pgstac_server, database, log)
+    try:
+        yield api
+    finally:
+        api.stop()

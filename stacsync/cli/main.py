@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from stacsync import __version__
+from stacsync.cli.api import api_sync
 from stacsync.cli.common import (
     Failure,
     Progress,
@@ -35,6 +36,7 @@ def cli(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
+cli.add_command(api_sync)
 cli.add_command(manifest)
 cli.add_command(validate)
 
@@ -58,6 +60,11 @@ cli.add_command(validate)
     help="Quick form: fewer matching files than this is a failed listing "
     f"(default {default_of('source', 'min_files')}).",
 )
+@click.option(
+    "--scheduler",
+    help="A Dask scheduler (tcp://host:8786) whose workers extract headers; overrides "
+    "[scale] scheduler (docs/scale.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @library_errors
 def rescan(
@@ -69,6 +76,7 @@ def rescan(
     endpoint_url: str | None,
     anonymous: bool,
     min_files: int | None,
+    scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Run one full pass: list SOURCE, update the manifest, rewrite what changed.
@@ -82,7 +90,7 @@ def rescan(
     A source that cannot be listed, or lists fewer files than --min-files (source.min_files),
     exits 1 and writes nothing.
     """
-    from stacsync.pipeline.sync import rescan as run_pass
+    from stacsync.pipeline.witness import rescan as run_pass  # leaves cli.fast its witness
 
     quick = source or output or manifest or public_url or min_files or endpoint_url or anonymous
     if config is not None and quick:
@@ -101,6 +109,7 @@ def rescan(
             progress=progress,
             endpoint_url=endpoint_url,
             anonymous=anonymous,
+            scheduler=scheduler,
         )
     finally:
         if progress:
@@ -117,10 +126,11 @@ def rescan(
 @cli.command()
 @click.option(
     "--layout",
-    type=click.Choice(["files", "ofo", "csv"]),
+    type=click.Choice(["files", "ofo", "ofo-s3", "csv"]),
     default="files",
     show_default=True,
-    help="Which example: one item per file, OFO missions with a GeoPackage, or a CSV.",
+    help="Which example: one item per file, OFO missions with a GeoPackage, the OFO bucket "
+    "on S3 (per-mission GeoPackages and thumbnails), or a CSV.",
 )
 def init(layout: str) -> None:
     """Print a commented example config to stdout (redirect it to a .toml file)."""
@@ -187,6 +197,11 @@ def demo(directory: Path, missions: int, as_json: bool) -> None:
     help="Seconds between full reconciles while watching events "
     f"(default {default_of('daemon', 'reconcile_seconds'):g}).",
 )
+@click.option(
+    "--scheduler",
+    help="A Dask scheduler (tcp://host:8786) whose workers extract headers; overrides "
+    "[scale] scheduler (docs/scale.md).",
+)
 @library_errors
 def run(
     config: Path,
@@ -194,6 +209,7 @@ def run(
     settle_seconds: float | None,
     poll_seconds: float | None,
     reconcile_seconds: float | None,
+    scheduler: str | None,
 ) -> None:
     """Keep the catalog in sync until stopped: a full pass, then follow changes.
 
@@ -221,6 +237,7 @@ def run(
         "settle_seconds": settle_seconds,
         "poll_seconds": poll_seconds,
         "reconcile_seconds": reconcile_seconds,
+        "scheduler": scheduler,  # [scale], not [daemon]: see load_daemon_config
     }
     daemon = Daemon(config, overrides={k: v for k, v in overrides.items() if v is not None})
     daemon.run()

@@ -14,7 +14,12 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stacsync.config.collection_keys import DEFAULT_ASSET_TITLES, DEFAULT_ITEM_TITLE
+from stacsync.config.collection_keys import (
+    DEFAULT_ASSET_TITLES,
+    DEFAULT_ITEM_TITLE,
+    asset_key_problems,
+    table_problems,
+)
 from stacsync.config.kinds import ReadContext, check_url
 from stacsync.config.patterns import PathPattern
 from stacsync.config.read import read_document
@@ -26,6 +31,7 @@ from stacsync.config.settings import (
     MailSettings,
     S3Settings,
     Settings,
+    StacApiSettings,
     TableConfig,
 )
 from stacsync.config.templates import check_description, check_item_title
@@ -119,6 +125,7 @@ def quick_settings(
         table=None,
         properties={},
         asset_titles=dict(DEFAULT_ASSET_TITLES),
+        asset_keys={},
     )
     given = {} if min_files is None else {"min_files": min_files}
     return Settings(  # every setting not given here takes the registry's default
@@ -153,9 +160,11 @@ def _quick_s3(source: str, endpoint_url: str | None, anonymous: bool) -> S3Setti
 _GROUPS = {"item", "asset", "key"}
 
 
-def _build_table(values: dict[str, Any] | None) -> TableConfig | None:
+def _build_table(values: dict[str, Any] | None, where: str, ctx: ReadContext) -> TableConfig | None:
     if values is None:
         return None
+    for key, problem in table_problems(values):
+        ctx.error(f"{where}.table.{key}", problem)
     return TableConfig(
         path=values["path"],
         key=values["key"],
@@ -164,6 +173,7 @@ def _build_table(values: dict[str, Any] | None) -> TableConfig | None:
         datetime_format=values["datetime_format"],
         properties=tuple(values["properties"] or ()),
         layer=values["layer"],
+        per_item=bool(values["per_item"]),
     )
 
 
@@ -212,6 +222,8 @@ def _check_properties(properties: dict[str, Any], where: str, ctx: ReadContext) 
 def _build_collection(values: dict[str, Any], where: str, ctx: ReadContext) -> CollectionConfig:
     _check_match(values, where, ctx)
     _check_asset_titles(values["asset_titles"], where, ctx)
+    for key, problem in asset_key_problems(values["asset_keys"]):
+        ctx.error(f"{where}.asset_keys.{key}", problem)
     _check_properties(values["properties"], where, ctx)
     _check_description(values["description"], where, ctx)
     if values["item_title"] is not None:
@@ -231,7 +243,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: ReadContext) -> C
         keywords=values["keywords"],
         providers=providers,
         match=values["match"],
-        table=_build_table(values["table"]),
+        table=_build_table(values["table"], where, ctx),
         properties=values["properties"],
         asset_titles={**DEFAULT_ASSET_TITLES, **values["asset_titles"]},
         crs=values["crs"],
@@ -239,6 +251,7 @@ def _build_collection(values: dict[str, Any], where: str, ctx: ReadContext) -> C
         pc_type=values["pc_type"],
         license_url=values["license_url"],
         item_title=values["item_title"] or DEFAULT_ITEM_TITLE,
+        asset_keys=values["asset_keys"],
     )
 
 
@@ -297,9 +310,11 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: ReadC
     if public_url is None and output["irods"]:
         public_url = irods.public_href(output["irods"])
     collections = _build_collections(values["collection"], ctx)
-    if source["irods"] is not None:
-        collections = _fetched_tables(collections, source["irods"], values["manifest"]["path"])
+    if source["irods"] is not None or source_s3 is not None:
+        root = str(source_path)  # the iRODS collection, or /s3:/bucket/prefix
+        collections = _fetched_tables(collections, root, values["manifest"]["path"])
     notify = _build_notify(values["notify"], ctx)
+    stac_api = _build_stac_api(values["stac_api"], ctx)
     if output["geoparquet"] and not _geoparquet_installed():
         ctx.error(
             "output.geoparquet",
@@ -335,8 +350,13 @@ def _build_settings(values: dict[str, Any], config_path: Path | None, ctx: ReadC
         parent_catalog=output["parent_catalog"],
         notify=notify,
         read_overviews=values["extract"]["read_overviews"],
+        remote_threads=values["extract"]["remote_threads"],
+        verify_border=values["extract"]["verify_border"],
+        scheduler=values["scale"]["scheduler"],
+        batch_files=max(1, values["scale"]["batch_files"]),
         geoparquet=bool(output["geoparquet"]),
         daemon=DaemonOptions(**values["daemon"]),
+        stac_api=stac_api,
     )
 
 
@@ -368,10 +388,22 @@ def _build_notify(values: dict[str, Any] | None, ctx: ReadContext) -> MailSettin
     return mail
 
 
+def _build_stac_api(values: dict[str, Any] | None, ctx: ReadContext) -> StacApiSettings | None:
+    if values is None or values["kind"] is None:
+        return None  # absent, or the required kind already reported
+    api = StacApiSettings(**values)
+    for problem in api.problems():
+        ctx.errors.append(f"stac_api.{problem}")
+    return api
+
+
 def _fetched_tables(
     collections: tuple[CollectionConfig, ...], root: str, manifest: Path
 ) -> tuple[CollectionConfig, ...]:
-    """Tables inside an iRODS source are read from local copies kept beside the manifest."""
+    """Tables inside an iRODS or S3 source are read from local copies kept beside the manifest.
+
+    A per-item table's `path` stays a template there too (`{item}` in both).
+    """
     cache = manifest.parent / f"{manifest.name}.tables"
     out = []
     for c in collections:
@@ -395,10 +427,12 @@ def _one_of(values: dict[str, Any], where: str, ctx: ReadContext) -> Path | None
             f"give only one of {where}.path, {where}.irods and {where}.url ({named} are set)",
         )
     elif not given:
-        ctx.error(
-            f"{where}.path",
-            f"required (or {where}.irods for an iRODS collection, {where}.url for S3)",
-        )
+        # A key given but refused (a bad URL) was reported already: no "required" on top.
+        if not any(e.startswith(f"{where}.") for e in ctx.errors):
+            ctx.error(
+                f"{where}.path",
+                f"required (or {where}.irods for an iRODS collection, {where}.url for S3)",
+            )
         return None
     if values["path"] is not None:
         return values["path"]

@@ -15,6 +15,8 @@ from stacsync.core.ids import ITEM_ID_SCHEMES
 CHECKSUMS = ("sha2-256", "none")
 FOLLOW_SYMLINKS = ("inside", "all", "none")
 WATCH_MODES = ("auto", "events", "poll")
+VERIFY_BORDER = ("local", "always", "never")
+STAC_API_KINDS = ("pgstac", "transactions")
 DEFAULT_INCLUDE = ["*.tif", "*.tiff", "*.las", "*.laz"]
 
 SECTIONS: tuple[Section, ...] = (
@@ -228,12 +230,30 @@ SECTIONS: tuple[Section, ...] = (
         (
             Key("workers", "count", 0, "Parallel workers; 0 means the number of CPUs."),
             Key(
+                "remote_threads",
+                "count",
+                32,
+                "Files read at once from a remote source (iRODS, S3): reads there wait on the "
+                "network, not the CPU.",
+            ),
+            Key(
                 "read_overviews",
                 "bool",
                 True,
                 "Also read each raster's smallest useful overview (a COPC cloud's coarse octree "
                 "levels) to trace where the data is and draw the item's thumbnail. `false`: "
                 "headers only, grid and header boxes, no thumbnails (a faster first build).",
+            ),
+            Key(
+                "verify_border",
+                "choice",
+                "local",
+                "Check a raster's traced footprint at full resolution along its border, so "
+                "that data an overview hides (a NaN averaged into a block) is covered: `local` "
+                "for files on a local or mounted disk (milliseconds), `always` (over iRODS or "
+                "S3 too, where it can fetch a third of a big COG), or `never` (the overview "
+                "grown by one of its pixels).",
+                choices=VERIFY_BORDER,
             ),
         ),
     ),
@@ -315,6 +335,67 @@ SECTIONS: tuple[Section, ...] = (
             Key("timeout", "seconds", 10, "Seconds per SMTP step; a pass waits at most this."),
             Key("subject_prefix", "str", "[stacsync]", "Start of every subject."),
             Key("max_listed", "count", 20, "Errors listed in one mail; the rest are counted."),
+        ),
+        optional=True,
+    ),
+    Section(
+        "scale",
+        "Header extraction on a Dask cluster (see docs/scale.md); this process keeps the "
+        "manifest and writes the catalog.",
+        (
+            Key(
+                "scheduler",
+                "str",
+                None,
+                "Address of a Dask scheduler (`tcp://host:8786`) to send extraction batches "
+                "to; its workers read the store themselves. Unset: this machine's cores.",
+                "tcp://scheduler.example.org:8786",
+            ),
+            Key("batch_files", "count", 50, "Files per Dask task."),
+        ),
+    ),
+    Section(
+        "stac_api",
+        "Optional: also keep a STAC API true, fed by every pass with only the items that "
+        "changed (see docs/stac-api.md). A down API never fails a pass: what it missed is "
+        "pushed by the next one, or by `stacsync api-sync`.",
+        (
+            Key(
+                "kind",
+                "choice",
+                REQUIRED,
+                "`pgstac`: write to the pgstac database (`dsn`); `transactions`: a STAC API "
+                "with the Transactions extension (`url`).",
+                "pgstac",
+                choices=STAC_API_KINDS,
+            ),
+            Key(
+                "dsn",
+                "str",
+                None,
+                "pgstac: libpq connection URI without a password (it comes from PGPASSWORD, "
+                "~/.pgpass or a service file).",
+                "postgresql://stacsync@db.example.org:5432/postgis",
+            ),
+            Key(
+                "url", "url", None, "transactions: the API's root URL.", "https://stac.example.org"
+            ),
+            Key(
+                "token_env",
+                "str",
+                None,
+                "transactions: name of the environment variable holding a bearer token.",
+                "STACSYNC_STAC_API_TOKEN",
+            ),
+            Key("batch_size", "count", 500, "Items per database batch or bulk request."),
+            Key("timeout", "seconds", 30, "Seconds to connect, and per request."),
+            Key(
+                "retries",
+                "count",
+                4,
+                "Attempts on a connection error or a 5xx answer before the push waits for the "
+                "next pass.",
+            ),
         ),
         optional=True,
     ),

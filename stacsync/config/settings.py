@@ -27,8 +27,8 @@ class TableConfig:
     """A metadata table (CSV or GeoPackage) joined to the files of one collection."""
 
     # Field order is repr order, which the pass hashes (the layout fingerprint).
-    path: Path
-    key: str
+    path: Path  # with `per_item`, a template holding `{item}`
+    key: str | None = _key("collection.table.key")  # None: only with per_item
     item_column: str | None = _key("collection.table.item_column")
     datetime: str | None = _key("collection.table.datetime")
     datetime_format: str | None = _key("collection.table.datetime_format")
@@ -37,6 +37,7 @@ class TableConfig:
     # With an iRODS source, a table inside it: its path there, relative to the source root.
     # `path` is then a local copy, fetched before each pass when the object changed.
     source_relpath: str | None = None
+    per_item: bool = _key("collection.table.per_item")  # one file per item (catalog.item_tables)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,7 @@ class CollectionConfig:
     pc_type: str = _key("collection.pc_type")
     license_url: str | None = _key("collection.license_url")  # None: an SPDX id's own page
     item_title: str = _key("collection.item_title")  # see stacsync.catalog.titles
+    asset_keys: dict[str, str]  # captured `asset` name → asset key (several names, one key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +158,54 @@ def _is_addr(value: str) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StacApiSettings:
+    """The `[stac_api]` table: the STAC API a pass keeps true besides the static catalog.
+
+    Holds no password or token: libpq finds the password (PGPASSWORD, ~/.pgpass, a service
+    file), and `token_env` only names the environment variable that holds the token.
+    """
+
+    kind: str  # "pgstac" (dsn) or "transactions" (url)
+    dsn: str | None = _key("stac_api.dsn")
+    url: str | None = _key("stac_api.url")
+    token_env: str | None = _key("stac_api.token_env")
+    batch_size: int = _key("stac_api.batch_size")
+    timeout: float = _key("stac_api.timeout")
+    retries: int = _key("stac_api.retries")
+
+    @property
+    def label(self) -> str:
+        """The API as people name it (never with a password: a DSN holding one is refused)."""
+        return self.dsn if self.kind == "pgstac" else str(self.url)
+
+    def problems(self) -> list[str]:
+        """Every mistake, as 'key: message' (the config reader adds the section)."""
+        found: list[str] = []
+        if self.kind == "pgstac" and not self.dsn:
+            found.append('dsn: required with kind = "pgstac"')
+        if self.kind == "transactions" and not self.url:
+            found.append('url: required with kind = "transactions"')
+        if self.dsn and _dsn_has_password(self.dsn):
+            found.append(
+                "dsn: must not hold a password (use PGPASSWORD, ~/.pgpass or a service file)"
+            )
+        if self.batch_size < 1:
+            found.append("batch_size: must be at least 1")
+        if self.timeout <= 0:
+            found.append("timeout: must be more than 0 seconds")
+        return found
+
+
+def _dsn_has_password(dsn: str) -> bool:
+    from urllib.parse import urlsplit  # only when a STAC API is configured
+
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        return bool(parts.password) or "password=" in parts.query.lower()
+    return "password" in {word.split("=", 1)[0].strip().lower() for word in dsn.split()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class DaemonOptions:
     """The `[daemon]` table: how `stacsync run` notices changes (a pass does not read it)."""
 
@@ -196,12 +246,17 @@ class Settings:
     parent_catalog: str | None = _key("output.parent_catalog")
     notify: MailSettings | None = None
     read_overviews: bool = _key("extract.read_overviews")
+    remote_threads: int = _key("extract.remote_threads")
+    verify_border: str = _key("extract.verify_border")  # local | always | never
+    scheduler: str | None = _key("scale.scheduler")  # a Dask scheduler address, or None
+    batch_files: int = _key("scale.batch_files")
     geoparquet: bool = _key("output.geoparquet")  # also write items.parquet
     # S3: when set, the source/output is that bucket prefix, and source_path/output_path hold
     # /s3:/bucket/prefix (for relative paths only; never walked locally).
     source_s3: S3Settings | None = None
     output_s3: S3Settings | None = None
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
+    stac_api: StacApiSettings | None = None  # also keep this STAC API true
 
     @property
     def source_label(self) -> str:

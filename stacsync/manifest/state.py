@@ -14,6 +14,8 @@ UNUSED_ROWS_KEY = "unused_rows"
 PARENT_STATE_KEY = "parent_catalog.linked"
 ANNOUNCED_STATE_KEY = "mail.announced_collections"
 SUMMARIES_KEY_PREFIX = "summaries:"  # + collection id; + ":stale" for its flag
+RESCAN_WITNESS_KEY = "rescan_witness"
+RESCAN_WITNESS_PASS_KEY = "rescan_witness.pass"
 
 
 class PassState:
@@ -91,6 +93,30 @@ class PassState:
     @announced_collections.setter
     def announced_collections(self, value: str | None) -> None:
         self._put(ANNOUNCED_STATE_KEY, value)
+
+    # -- what a one-shot rescan may trust -------------------------------------------------
+
+    @property
+    def rescan_witness(self) -> str | None:
+        """What the last full one-shot pass saw, as `manifest.witness.Witness.to_json` wrote it."""
+        return self._get(RESCAN_WITNESS_KEY)
+
+    @rescan_witness.setter
+    def rescan_witness(self, value: str | None) -> None:
+        self._put(RESCAN_WITNESS_KEY, value)
+
+    @property
+    def rescan_witness_pass(self) -> int | None:
+        """The pass the witness vouches for: any later pass (daemon, crash) voids it.
+
+        Apart from the witness itself so that a no-change pass rewrites a number, not a listing.
+        """
+        value = self._get(RESCAN_WITNESS_PASS_KEY)
+        return None if value is None else int(value)
+
+    @rescan_witness_pass.setter
+    def rescan_witness_pass(self, value: int | None) -> None:
+        self._put(RESCAN_WITNESS_PASS_KEY, None if value is None else str(value))
 
     # -- the table -----------------------------------------------------------------------
 

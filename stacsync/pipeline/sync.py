@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stacsync.catalog.layout import Layout, Placement
@@ -24,12 +24,16 @@ from stacsync.core.summary import PassSummary
 from stacsync.keeper.tell import Keeper
 from stacsync.manifest.db import Manifest
 from stacsync.manifest.rows import FileRow, now_iso, wall_clock_ns
+from stacsync.pipeline.api_push import push_api
 from stacsync.pipeline.assemble import make_output, make_parent_store, make_source
-from stacsync.pipeline.examine import Examiner, Result, Work, file_name, worth_processes
+from stacsync.pipeline.examine import Examiner, Result, Work, file_name
+from stacsync.pipeline.extraction import choose_extraction
+from stacsync.pipeline.item_tables import fetch_all_tables
+from stacsync.pipeline.ready import ReadyItems
+from stacsync.pipeline.thumbnails import with_thumbnail_bars
 from stacsync.publish.base import Output
 from stacsync.sources import Listing, Source
 from stacsync.sources.include import is_included
-from stacsync.sources.tables import fetch_tables
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +57,24 @@ def rescan(
     progress: ProgressFn | None = None,
     endpoint_url: str | None = None,
     anonymous: bool = False,
+    scheduler: str | None = None,
 ) -> PassSummary:
     """Run one full pass and return its summary.
 
     Give either a config (a `Settings` or the path of a TOML file), or the quick form:
     `source`, `output` and `manifest` (one collection, one item per file; `min_files` as
     `source.min_files`; an `s3://bucket/prefix/` source with `endpoint_url` and
-    `anonymous`). Per-file problems are recorded in the manifest and counted in the
-    summary; a `StacsyncError` means the pass could not run at all (bad config, unwritable
-    output, manifest locked, a source that cannot be listed or lists too few files).
+    `anonymous`); `scheduler` (a Dask scheduler) wins over `[scale] scheduler`. Per-file problems
+    are recorded in the manifest and counted in the summary; a `StacsyncError` means the pass could
+    not run at all (bad config, unwritable output, manifest locked, a source that cannot be listed
+    or lists too few files).
 
     >>> summary = rescan(source="drone", output="catalog", manifest="stacsync.db")
     >>> summary.items_written
     """
     quick = {"endpoint_url": endpoint_url, "anonymous": anonymous}
     settings = _settings(config, source, output, manifest, public_url, min_files, quick)
+    settings = dataclasses.replace(settings, scheduler=scheduler or settings.scheduler)
     with Manifest.open_writer(settings.manifest_path, purpose="stacsync rescan") as db:
         return SyncPass(settings, db, progress=progress).run()
 
@@ -116,6 +123,7 @@ class SyncPass:
         started = time.monotonic()
         # Listed before anything is written: a source that cannot be trusted changes nothing.
         listing = self.source.list() if paths is None else self._stat_only(paths)
+        self.listing = listing  # what pipeline.witness vouches for after the pass
         if paths is None:
             self._check_source(listing)
         self.output.check_writable()
@@ -126,7 +134,7 @@ class SyncPass:
         pass_id = self.db.begin_pass()
         keeper = Keeper(self.settings, self.db, make_parent_store(self.settings, self.output))
         keeper.before()
-        summary.listing_problems = [*fetch_tables(self.settings, self.source), *listing.problems]
+        summary.listing_problems = [*fetch_all_tables(self, listing), *listing.problems]
         with self.db.transaction():
             self.db.set_skipped(listing.skipped, scope=listing.scope)
         self.progress("list", len(listing.entries), len(listing.entries))
@@ -134,15 +142,16 @@ class SyncPass:
         layout_changed = self._refresh_layout_if_changed(rows)
         if layout_changed:
             rows = self.db.file_rows()
-        work = self._diff(listing, rows, summary)
-        self._process(work, summary)
+        work = with_thumbnail_bars(self._diff(listing, rows, summary), self.db)
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
+        self._process(work, summary, renderer)
         shaping = self._render_fingerprint()
         settings_changed = self.db.state.render_fingerprint != shaping
         renderer.render(summary, settings_changed=settings_changed)
         if settings_changed:
             with self.db.transaction():  # only once rendered: a crash before must redo it
                 self.db.state.render_fingerprint = shaping
+        push_api(self.settings, self.db)  # after the static catalog; a down API waits a pass
         summary.errors, summary.files_without_rows = self.db.error_and_problem_counts()
         summary.table_rows_without_files = self._unused_rows(
             fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
@@ -300,31 +309,22 @@ class SyncPass:
 
     # -- checksum + extract, in worker threads; commits on this thread ------------------
 
-    def _process(self, work: list[Work], summary: PassSummary) -> None:
+    def _process(self, work: list[Work], summary: PassSummary, renderer: Renderer) -> None:
+        """Examine the work, commit results in batches, and render each item as soon as all
+        its files are committed, while the workers go on with the rest."""
         if not work:
             return
         total = len(work)
-        done = 0
         batch: list[Result] = []
-        workers = self.settings.workers or os.cpu_count() or 1
-        if worth_processes(work, workers, self.source):
-            from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: only when used
-
-            self.examiner.processes = ExtractorPool(workers)
-            workers *= 2  # threads wait on the processes while others checksum
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(self.examiner.examine, work):
-                    batch.append(result)
-                    done += 1
-                    if len(batch) >= COMMIT_BATCH:
-                        self._commit(batch, summary)
-                        batch = []
-                    self.progress("extract", done, total)
-        finally:
-            if self.examiner.processes is not None:
-                self.examiner.processes.close()
-                self.examiner.processes = None
+        ready = ReadyItems(work)
+        with choose_extraction(self.settings, self.source, self.examiner, work) as extraction:
+            for done, result in enumerate(extraction.results(work), start=1):
+                batch.append(result)
+                if len(batch) >= COMMIT_BATCH:
+                    self._commit(batch, summary)
+                    renderer.render_ready(ready.done(batch), summary)
+                    batch = []
+                self.progress("extract", done, total)
         self._commit(batch, summary)
 
     def _commit(self, batch: list[Result], summary: PassSummary) -> None:

@@ -21,6 +21,7 @@ from stacsync.config.settings import (
     IrodsSettings,
     MailSettings,
     Settings,
+    StacApiSettings,
     TableConfig,
 )
 from stacsync.config.text import LAYOUTS, example_config, reference_markdown
@@ -682,6 +683,7 @@ TYPED = [
     (IrodsSettings, "irods"),
     (MailSettings, "notify"),
     (DaemonOptions, "daemon"),
+    (StacApiSettings, "stac_api"),
     (Settings, None),
 ]
 # Defaults of fields that stand for no registry key.
@@ -689,6 +691,7 @@ UNKEYED = {
     "TableConfig.source_relpath",
     "Settings.href_rewrites",
     "Settings.notify",
+    "Settings.stac_api",  # built from [stac_api] when present
     "Settings.source_s3",  # built from [source] url, endpoint_url, region, anonymous
     "Settings.output_s3",  # built from [output] url, endpoint_url, region, public
 }
