@@ -259,7 +259,9 @@ def example_config(layout: str) -> str:
     lines = _comment(
         f"stacsync configuration — layout {layout!r}: {values['about']}. Keys shown commented "
         "out take their default; reference: docs/configuration.md. Never put passwords or "
-        "tokens here: iRODS credentials come from ~/.irods or the environment."
+        "tokens here: iRODS credentials come from ~/.irods or the environment, S3 ones from "
+        "the AWS environment variables or ~/.aws, database passwords from PGPASSWORD or "
+        ".pgpass."
     )
     for section in child_sections(ROOT):
         absent = [] if section.array else (None if section.optional else {})
