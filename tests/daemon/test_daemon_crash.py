@@ -14,8 +14,8 @@ from pathlib import Path
 from helpers import catalog_bytes
 from processes import DaemonProcess, cli, wait_for, write_config
 
-KILLS = 12  # each aimed at a phase: half inside list/extract/commit, half in render
-FILES = 300
+KILLS = 8  # each aimed at a phase: half inside list/extract/commit, half in render
+FILES = 200
 CHANGED_PER_CYCLE = 12
 PHASES = ("list/extract/commit", "render/publish")  # where the kills are aimed, in turn
 VARIANTS = {".tif": ("byte.tif", "2d_test.tif"), ".las": ("1.0_0.las", "autzen-utm.las")}

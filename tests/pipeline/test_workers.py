@@ -55,7 +55,9 @@ def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> No
         assert pool.extract(str(src / "elev.tif")) == extract_file(src / "elev.tif")
 
 
-def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_path, monkeypatch):
+def test_first_builds_with_4_2_and_1_workers_are_byte_identical(
+    copy_testdata, tmp_path, monkeypatch
+):
     src = tmp_path / "drone"
     copy_testdata(*GOOD, *BAD, dest=src)
     age(src)
@@ -69,7 +71,7 @@ def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_pat
     monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CountedPool)
     monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 5)
     catalogs = []
-    for workers in (2, 1):
+    for workers in (4, 2, 1):
         out = tmp_path / f"w{workers}"
         settings = quick_settings(src, out / "catalog", out / "db.sqlite")
         settings = settings.__class__(**{**settings.__dict__, "workers": workers})
@@ -79,8 +81,8 @@ def test_a_first_build_in_processes_equals_one_in_threads(copy_testdata, tmp_pat
         assert summary.added == len(GOOD) + len(BAD)
         assert summary.errors == len(BAD)
         catalogs.append((catalog_bytes(out / "catalog"), errors))
-    assert started == [2]  # only the two-worker build started processes
-    assert catalogs[0] == catalogs[1]
+    assert started == [4, 2]  # the one-worker build reads in its own thread
+    assert catalogs[0] == catalogs[1] == catalogs[2]
 
 
 KILLED_PASS = """
