@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from processes import DaemonProcess
-from s3server import MotoServer, moto_server_command
+from s3server import FaultProxy, MotoServer, moto_server_command, new_bucket
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -120,3 +120,17 @@ def stac_fastapi(pgstac_server, tmp_path_factory) -> Iterator:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> str:
+    """A fresh, empty bucket on the session's S3 server."""
+    return new_bucket(s3_server)
+
+
+@pytest.fixture
+def proxy(s3_server: str) -> Iterator[FaultProxy]:
+    """A recording relay in front of the S3 server (requests seen, faults injected)."""
+    relay = FaultProxy(s3_server)
+    yield relay
+    relay.close()

@@ -41,6 +41,14 @@ cli.add_command(manifest)
 cli.add_command(validate)
 
 
+# `rescan` and `run` both take it.
+scheduler_option = click.option(
+    "--scheduler",
+    help="A Dask scheduler (tcp://host:8786) whose workers extract headers; overrides "
+    "[scale] scheduler (docs/scale.md).",
+)
+
+
 # -- rescan ------------------------------------------------------------------------------
 
 
@@ -60,11 +68,7 @@ cli.add_command(validate)
     help="Quick form: fewer matching files than this is a failed listing "
     f"(default {default_of('source', 'min_files')}).",
 )
-@click.option(
-    "--scheduler",
-    help="A Dask scheduler (tcp://host:8786) whose workers extract headers; overrides "
-    "[scale] scheduler (docs/scale.md).",
-)
+@scheduler_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @library_errors
 def rescan(
@@ -197,11 +201,7 @@ def demo(directory: Path, missions: int, as_json: bool) -> None:
     help="Seconds between full reconciles while watching events "
     f"(default {default_of('daemon', 'reconcile_seconds'):g}).",
 )
-@click.option(
-    "--scheduler",
-    help="A Dask scheduler (tcp://host:8786) whose workers extract headers; overrides "
-    "[scale] scheduler (docs/scale.md).",
-)
+@scheduler_option
 @library_errors
 def run(
     config: Path,

@@ -25,20 +25,26 @@ def safe_id(raw: str) -> str:
     A path separator becomes `__`. When sanitising had to drop or change characters, or the
     name was too long, a short hash of the raw name keeps distinct names distinct.
     """
+    text = _UNSAFE.sub("-", _ascii_path(raw)).strip("-._") or "id"
+    # A hash is needed unless nothing changed or the only change was `/` → `__`.
+    return _hashed_if(text, raw, text != raw.replace("/", "__"), "-._")
+
+
+def _ascii_path(raw: str) -> str:
+    """`raw` in ASCII (accents dropped), folder separators as `__`."""
     ascii_ = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
-    text = ascii_.replace("/", "__").replace("\\", "__")
-    text = _UNSAFE.sub("-", text).strip("-._") or "id"
-    too_long = len(text) > MAX_ID_LENGTH
-    if too_long or _needs_hash(raw, text):
-        digest = hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        # Room for "-" + digest keeps the result within the limit, so safe_id is idempotent.
-        text = f"{text[: MAX_ID_LENGTH - 9].rstrip('-._')}-{digest}"
-    return text
+    return ascii_.replace("/", "__").replace("\\", "__")
 
 
-def _needs_hash(raw: str, text: str) -> bool:
-    """A hash is needed unless nothing changed or the only change was `/` → `__`."""
-    return text != raw.replace("/", "__")
+def _hashed_if(text: str, raw: str, lossy: bool, trim: str) -> str:
+    """`text`, or when it is lossy or too long, cut with a short hash of `raw` appended.
+
+    Room for "-" + digest keeps the result within the limit, so the ids are idempotent.
+    """
+    if not lossy and len(text) <= MAX_ID_LENGTH:
+        return text
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{text[: MAX_ID_LENGTH - 9].rstrip(trim)}-{digest}"
 
 
 def item_id(raw: str, scheme: str = "searchable") -> str:
@@ -54,11 +60,6 @@ def item_id(raw: str, scheme: str = "searchable") -> str:
         return safe_id(raw)
     if scheme != "searchable":
         raise ValueError(f"unknown item id scheme {scheme!r}; one of {ITEM_ID_SCHEMES}")
-    ascii_ = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
-    folded = ascii_.lower().replace("/", "__").replace("\\", "__")
-    text = _UNSEARCHABLE.sub("-", folded).strip("-_") or "id"
+    text = _UNSEARCHABLE.sub("-", _ascii_path(raw).lower()).strip("-_") or "id"
     expected = raw.lower().replace("/", "__").replace(".", "-")
-    if len(text) > MAX_ID_LENGTH or text != expected:
-        digest = hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        text = f"{text[: MAX_ID_LENGTH - 9].rstrip('-_')}-{digest}"
-    return text
+    return _hashed_if(text, raw, text != expected, "-_")

@@ -62,13 +62,6 @@ def _credentials(monkeypatch):
     dummy_credentials(monkeypatch)
 
 
-@pytest.fixture
-def proxy(s3_server):
-    relay = FaultProxy(s3_server)
-    yield relay
-    relay.close()
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """Real COGs for three missions (small: 64 px), written once for the module."""

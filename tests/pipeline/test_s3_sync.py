@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import GOOD, age, items_under, validate_catalog, without_hrefs
 from processes import wait_for
-from s3server import FaultProxy, dummy_credentials, new_bucket, store_for
+from s3server import FaultProxy, dummy_credentials, store_for
 
 from stacsync.check.catalog import check_catalog
 from stacsync.check.schemas import SchemaValidator
@@ -30,18 +30,6 @@ PUBLIC = "https://objects.example.org/swift/v1"
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch):
     dummy_credentials(monkeypatch)
-
-
-@pytest.fixture
-def bucket(s3_server) -> str:
-    return new_bucket(s3_server)
-
-
-@pytest.fixture
-def proxy(s3_server):
-    relay = FaultProxy(s3_server)
-    yield relay
-    relay.close()
 
 
 def _upload(endpoint: str, bucket: str, testdata: Path, names: list[str], prefix="data/"):

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from s3server import FaultProxy, dummy_credentials, new_bucket, store_for
+from s3server import dummy_credentials, store_for
 
 from stacsync.core.errors import OutputError
 from stacsync.publish.s3 import PROBE_NAME, S3Output, content_type
@@ -21,20 +21,8 @@ def _credentials(monkeypatch):
 
 
 @pytest.fixture
-def bucket(s3_server) -> str:
-    return new_bucket(s3_server)
-
-
-@pytest.fixture
 def output(s3_server, bucket) -> S3Output:
     return S3Output(store_for(s3_server, bucket), "catalog")
-
-
-@pytest.fixture
-def proxy(s3_server):
-    relay = FaultProxy(s3_server)
-    yield relay
-    relay.close()
 
 
 def anonymous_get(endpoint: str, bucket: str, key: str) -> tuple[int, str | None]:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import laspy
 import pytest
 import rasterio
-from s3server import FaultProxy, dummy_credentials, new_bucket, store_for
+from s3server import dummy_credentials, store_for
 
 from stacsync.core.retry import is_transient
 from stacsync.extract.dispatch import extract_file, extract_stream
@@ -31,18 +31,6 @@ def wanted(relpath: str) -> bool:
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch):
     dummy_credentials(monkeypatch)
-
-
-@pytest.fixture
-def bucket(s3_server) -> str:
-    return new_bucket(s3_server)
-
-
-@pytest.fixture
-def proxy(s3_server):
-    relay = FaultProxy(s3_server)
-    yield relay
-    relay.close()
 
 
 def upload(endpoint: str, bucket: str, files: dict[str, bytes]) -> None:

@@ -17,7 +17,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from s3server import FaultProxy, dummy_credentials, fail_first, new_bucket, store_for
+from s3server import dummy_credentials, fail_first, new_bucket, store_for
 
 from stacsync.core.checksum import checksum_stream
 from stacsync.core.errors import StacsyncError
@@ -51,18 +51,6 @@ def many_keys(s3_server):
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda k: store.put(k, k.encode(), "image/tiff"), keys))
     return bucket, keys
-
-
-@pytest.fixture
-def proxy(s3_server):
-    relay = FaultProxy(s3_server)
-    yield relay
-    relay.close()
-
-
-@pytest.fixture
-def bucket(s3_server) -> str:
-    return new_bucket(s3_server)
 
 
 def anonymous_status(endpoint: str, bucket: str, key: str) -> int:
