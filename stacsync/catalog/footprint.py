@@ -29,9 +29,13 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
     # shapely costs start-up time; only a render pays it.
     import shapely
     from shapely.affinity import translate
-    from shapely.geometry import mapping, shape
+    from shapely.geometry import mapping
 
-    parts = [p for m in metas for p in shapely.get_parts(shape(m.geometry_4326))]
+    # Rasters of one product (DSM, DTM, CHM) often share their outline: each distinct one is
+    # unioned once, which is most of an item's render time when there are several.
+    shapes = [_shape(m.geometry_4326) for m in metas]
+    distinct = {shapely.to_wkb(s): s for s in shapes}
+    parts = [p for s in distinct.values() for p in shapely.get_parts(s)]
     intervals = [(m.bbox_4326[0], m.bbox_4326[2]) for m in metas]
     intervals += [(p.bounds[0], p.bounds[2]) for p in parts if not p.is_empty]
     west, east = _longitude_extent(intervals)
@@ -50,6 +54,25 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
 
 
 ROUND_STEP = 10.0**-COORD_DECIMALS
+
+
+def _shape(geometry: Mapping[str, Any]) -> BaseGeometry:
+    """A GeoJSON geometry as shapely; polygons built from arrays (shapely's `shape` converts
+    every position in Python, the bulk of a render's time)."""
+    import numpy as np
+    import shapely
+    from shapely.geometry import shape
+
+    def polygon(rings: list) -> BaseGeometry:
+        shell, *holes = (np.asarray(ring, dtype=float) for ring in rings)
+        return shapely.polygons(shell, holes=holes or None)
+
+    kind, coords = geometry["type"], geometry.get("coordinates")
+    if kind == "Polygon" and coords:
+        return polygon(coords)
+    if kind == "MultiPolygon" and coords and all(coords):
+        return shapely.multipolygons([polygon(rings) for rings in coords])
+    return shape(geometry)
 
 
 def _outward(merged: BaseGeometry, crosses: bool) -> BaseGeometry:
