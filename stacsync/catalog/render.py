@@ -115,7 +115,8 @@ class Renderer:
     def _render_items(self, dirty: list[tuple[str, str]], summary: PassSummary) -> bool:
         changed = False
         for start in range(0, len(dirty), COMMIT_BATCH):
-            with self.db.transaction():
+            # The batch's files are durable (one sync) before the transaction records them.
+            with self.db.transaction(), self.output.batch():
                 for cid, iid in dirty[start : start + COMMIT_BATCH]:
                     try:
                         changed |= self._render_item(cid, iid, summary)
@@ -244,8 +245,7 @@ class Renderer:
         from stacsync.catalog.pages import render_pages
 
         pages = render_pages(listed, tree, self.links)
-        for path, doc in pages.items():
-            self._publish(path, dumps(doc))
+        self._publish_all({path: dumps(doc) for path, doc in pages.items()})
         folder = pages_folder(listed.owner_path)
         for path in self.db.written_paths():
             if path.startswith(folder) and path not in pages:
@@ -298,13 +298,22 @@ class Renderer:
 
     def _publish(self, relpath: str, data: bytes) -> bool:
         """Write a non-item catalog file if its bytes changed or it is missing."""
-        digest = sha256_hex(data)
-        if digest == self.db.written_hash(relpath) and self.output.exists(relpath):
-            return False
-        self.output.write(relpath, data)
-        with self.db.transaction():
-            self.db.set_written_hash(relpath, digest)
-        return True
+        return bool(self._publish_all({relpath: data}))
+
+    def _publish_all(self, files: dict[str, bytes]) -> int:
+        """`_publish` for many files (a collection's pages): made durable and recorded together."""
+        changed = {}
+        for relpath, data in files.items():
+            digest = sha256_hex(data)
+            if digest != self.db.written_hash(relpath) or not self.output.exists(relpath):
+                changed[relpath] = digest
+        if not changed:
+            return 0
+        with self.db.transaction(), self.output.batch():
+            for relpath, digest in changed.items():
+                self.output.write(relpath, files[relpath])
+                self.db.set_written_hash(relpath, digest)
+        return len(changed)
 
     def _render_index(self, force: bool) -> bool:
         """Stream index.geojson from the stored item JSON when any item changed."""

@@ -42,3 +42,8 @@ class Output(Protocol):
     def delete(self, relpath: str) -> None:
         """Remove a file (nothing if it is gone) and the folders it leaves empty."""
         ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Writes in the block are durable once it ends cleanly (not necessarily each on its
+        own): the manifest records them only after. A no-op where every write is durable."""
+        ...

@@ -146,6 +146,10 @@ class S3Output:
         yield buffer
         self.write(relpath, buffer.getvalue())
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to gather: an S3 PUT is durable once it returns."""
+        return contextlib.nullcontext()
+
     def delete(self, relpath: str) -> None:
         """Remove the object (nothing if it is gone; S3 has no folders to tidy)."""
         key = self.key(relpath)
