@@ -29,7 +29,6 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
     # shapely costs start-up time; only a render pays it.
     import shapely
     from shapely.affinity import translate
-    from shapely.geometry import mapping
 
     # Rasters of one product (DSM, DTM, CHM) often share their outline: each distinct one is
     # unioned once, which is most of an item's render time when there are several.
@@ -50,7 +49,7 @@ def footprint(metas: Sequence[AssetMeta]) -> tuple[dict[str, Any], list[float]]:
     elif _positions(merged) > ITEM_MAX_VERTICES:
         merged = _fewer_vertices(merged, east + 360.0 if crosses else 180.0)
     written = _outward(merged, crosses)
-    return _lists(mapping(written)), _bbox(written)
+    return _geojson(written), _bbox(written)
 
 
 ROUND_STEP = 10.0**-COORD_DECIMALS
@@ -212,6 +211,23 @@ def _split_at_180(geom: BaseGeometry) -> BaseGeometry:
     if len(pieces) == 1:
         return pieces[0]
     return shapely.union_all(pieces)
+
+
+def _geojson(geom: BaseGeometry) -> dict[str, Any]:
+    """GeoJSON with lists and no -0.0; polygons read a ring at a time from their arrays (the
+    same floats shapely's mapping() gives, without a Python call per position)."""
+    import shapely
+    from shapely.geometry import mapping
+
+    def rings(polygon: BaseGeometry) -> list:
+        return [(shapely.get_coordinates(r) + 0.0).tolist() for r in shapely.get_rings(polygon)]
+
+    kind = geom.geom_type
+    if geom.is_empty or geom.has_z or kind not in ("Polygon", "MultiPolygon"):
+        return _lists(mapping(geom))
+    if kind == "Polygon":
+        return {"type": kind, "coordinates": rings(geom)}
+    return {"type": kind, "coordinates": [rings(part) for part in geom.geoms]}
 
 
 def _lists(value: Any) -> Any:
