@@ -6,3 +6,7 @@ and `pointcloud` (LAS/LAZ/COPC, with `las_header`, `las_crs`, `las_footprint`, `
 `crs` names CRSs, `geometry` turns native outlines into EPSG:4326 footprints, `footprint`
 traces valid-data masks.
 """
+
+from stacsync.extract import lean_rasterio
+
+lean_rasterio.install()  # before any module here imports rasterio
