@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.run import machine
+from benchmarks.report import machine
 from benchmarks.trees import BenchTree, prepare, reset_stacsync
 
 STACSYNC = Path(sys.executable).with_name("stacsync")

@@ -1,81 +1,85 @@
 """Run the stacsync benchmark: every scenario and both baselines per tree size, then the targets.
 
-Usage: python -m benchmarks.run [--sizes 100,1000] [--with-10000] [--runs 5] [--profile]
+Usage: python -m benchmarks.run [--with-10000] [--with-100000] [--one-item-per-file] … (README)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import measure, scenarios, watch
 from benchmarks.measure import CommandFailed, Sample, Stats, repeat, rss_method, run_process
+from benchmarks.report import Row, SizeResult, machine, size_table
+from benchmarks.targets import targets, targets_table
 from benchmarks.trees import BenchTree, prepare, reset_stacsync
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = (
-    (
-        "build_headers",
-        "stacsync full first build, headers only (`read_overviews = false`)",
-        scenarios.full_build_headers_only,
-    ),
-    ("build", "stacsync full first build (footprints, thumbnails)", scenarios.full_build),
-    ("nochange", "stacsync no-change rescan", scenarios.no_change),
-    ("touch", "stacsync touch 10 files", scenarios.touch),
-    ("modify", "stacsync modify 1 file", scenarios.modify),
-    ("remove", "stacsync remove 1 file", scenarios.remove),
-)
 WARM_UP_FILES = 21
 LARGE = 5000  # from this size the rebuild baseline runs once by default (it is superlinear)
-
-
-@dataclass
-class Row:
-    """One line of a size's table."""
-
-    name: str
-    stats: Stats | None
-    did: str
-    note: str = ""
-
-
-@dataclass
-class SizeResult:
-    tree: BenchTree
-    runs: int
-    rows: dict[str, Row] = field(default_factory=dict)
-
-    def median(self, key: str) -> float | None:
-        row = self.rows.get(key)
-        return row.stats.median if row and row.stats else None
-
-    def peak(self, key: str) -> float | None:
-        row = self.rows.get(key)
-        return row.stats.peak_rss_mb if row and row.stats else None
+# From this size only the first build and the no-change rescan run (and the walk, their
+# floor): a rebuild of 10,000 files already takes ~30 s and grows faster than the tree.
+HUGE = 50000
+PER_FILE_SCENARIOS = ("build", "nochange")
 
 
 # -- running -----------------------------------------------------------------------------------
 
 
 def bench_size(tree: BenchTree, args: argparse.Namespace) -> SizeResult:
+    """Every scenario on one mission tree; at HUGE and beyond, the build and no-change only."""
+    if tree.file_count >= HUGE:
+        return _bench_huge(tree, args.huge_runs)
     result = SizeResult(tree, args.runs)
     result.rows["walk"] = _walk(tree, args.runs)
     result.rows["rebuild"] = _rebuild(tree, _baseline_runs(tree, args), args.baseline_timeout)
-    for key, name, scenario in SCENARIOS:
-        runs = args.build_runs if key.startswith("build") else args.runs
-        _progress(f"  {name} × {runs}")
-        stats, did = scenario(tree, runs)
-        result.rows[key] = Row(name, stats, did)
+    for key, name, scenario in scenarios.ALL:
+        _scenario(result, key, name, scenario, _runs(key, args))
     result.rows["watch"] = _watch(tree, args.watch_runs, args.watch_settle)
     result.rows.update(_warm(tree, args.runs))
     return result
+
+
+def _bench_huge(tree: BenchTree, runs: int) -> SizeResult:
+    result = SizeResult(tree, runs)
+    result.rows["walk"] = _walk(tree, runs)
+    result.rows["rebuild"] = Row(
+        "rio-stac + pystac rebuild (baseline)",
+        None,
+        "",
+        note=f"not run from {HUGE:,} files (it grows faster than the tree; see README)",
+    )
+    for key in ("build", "nochange"):
+        _scenario(result, key, scenarios.NAMES[key], _function(key), runs)
+    return result
+
+
+def bench_per_file(tree: BenchTree, args: argparse.Namespace) -> SizeResult:
+    """One item per file: the walk, the rebuild, the first build and the no-change rescan."""
+    result = SizeResult(tree, args.runs)
+    result.rows["walk"] = _walk(tree, args.runs)
+    result.rows["rebuild"] = _rebuild(tree, _baseline_runs(tree, args), args.baseline_timeout)
+    for key in PER_FILE_SCENARIOS:
+        _scenario(result, key, scenarios.NAMES[key], _function(key), _runs(key, args))
+    return result
+
+
+def _function(key: str):
+    return next(fn for k, _name, fn in scenarios.ALL if k == key)
+
+
+def _runs(key: str, args: argparse.Namespace) -> int:
+    return args.build_runs if key.startswith("build") else args.runs
+
+
+def _scenario(result: SizeResult, key: str, name: str, scenario, runs: int) -> None:
+    _progress(f"  {name} × {runs}")
+    stats, did = scenario(result.tree, runs)
+    result.rows[key] = Row(name, stats, did)
 
 
 def _warm(tree: BenchTree, runs: int) -> dict[str, Row]:
@@ -116,14 +120,27 @@ def _baseline_runs(tree: BenchTree, args: argparse.Namespace) -> int:
 def _rebuild(tree: BenchTree, runs: int, timeout: float) -> Row:
     _progress(f"  rio-stac + pystac rebuild × {runs}")
     name = "rio-stac + pystac rebuild (baseline)"
-    argv = [sys.executable, "-m", "benchmarks.baseline_rebuild"]
-    argv += [str(tree.root), str(tree.baseline_output)]
+    argv = [*_baseline_argv(tree)]
     try:
         stats = repeat(argv, runs, timeout=timeout)
     except CommandFailed as exc:
         return Row(name, None, "", note=f"not finished: {str(exc).splitlines()[0][-120:]}")
-    items = json.loads(stats.last_stdout)["items"]
-    return Row(name, stats, f"{items} items, full rebuild")
+    done = json.loads(stats.last_stdout)
+    phases = done["phases"]  # of the last run, timed inside it
+    rest = stats.samples[-1].seconds - sum(phases.values())
+    return Row(
+        name,
+        stats,
+        f"{done['items']} items, full rebuild (last run: start-up and imports {rest:.1f} s, "
+        f"files read {phases['files']:.1f} s, pystac tree and save {phases['tree']:.1f} s, "
+        f"index.geojson {phases['index']:.1f} s)",
+    )
+
+
+def _baseline_argv(tree: BenchTree) -> list[str]:
+    argv = [sys.executable, "-m", "benchmarks.baseline_rebuild"]
+    argv += [str(tree.root), str(tree.baseline_output)]
+    return [*argv, "--one-item-per-file"] if tree.per_file else argv
 
 
 def _watch(tree: BenchTree, runs: int, settle: float) -> Row:
@@ -142,159 +159,22 @@ def _watch(tree: BenchTree, runs: int, settle: float) -> Row:
         scenarios.settle(tree)
 
 
+def dask_section(workdir: Path, files: int) -> str:
+    """benchmarks.dask_cluster on the local tree of `files` files, as its own process, last
+    (its cluster would load the cores under any other figure); its tables as they come."""
+    _progress(f"Dask LocalCluster vs the local pool at {files:,} files (benchmarks.dask_cluster)")
+    argv = [sys.executable, "-m", "benchmarks.dask_cluster", "--files", str(files)]
+    argv += ["--workdir", str(workdir), "--skip-s3"]
+    done = subprocess.run(
+        argv, stdout=subprocess.PIPE, text=True, cwd=HERE.parent, env=measure.child_env()
+    )
+    if done.returncode != 0:
+        return f"### Dask LocalCluster vs the local pool\n\nfailed: exit {done.returncode}"
+    return "### Dask LocalCluster vs the local pool\n\n" + done.stdout.strip()
+
+
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-# -- reporting ---------------------------------------------------------------------------------
-
-
-def size_table(result: SizeResult) -> str:
-    tree = result.tree
-    rebuild, walk = result.median("rebuild"), result.median("walk")
-    lines = [
-        f"### {tree.label()}",
-        "",
-        "| scenario | median s | fastest s | peak RSS MB | rebuild ÷ this | this ÷ walk "
-        "| what it did |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in result.rows.values():
-        if row.stats is None:
-            lines.append(f"| {row.name} | – | – | – | – | – | {row.note} |")
-            continue
-        s = row.stats
-        vs_rebuild = _ratio(rebuild, s.median)
-        vs_walk = _ratio(s.median, walk)
-        lines.append(
-            f"| {row.name} | {s.median:.3f} | {s.fastest:.3f} | {s.peak_rss_mb:.0f} "
-            f"| {vs_rebuild} | {vs_walk} | {row.did} |"
-        )
-    return "\n".join(lines)
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b <= 0:
-        return "–"
-    return f"{a / b:,.1f}×"
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    figure: float | None
-    goal: str
-    met: bool | None
-
-
-def targets(results: dict[int, SizeResult]) -> list[Target]:
-    """The issue's targets, from the figures of this run (None where a size was not run)."""
-    mid = results.get(1000)
-    big = results.get(10000)
-    out: list[Target] = []
-    if mid:
-        nochange = mid.median("nochange")
-        out.append(
-            _at_least(
-                "no-change rescan @1,000: rebuild ÷ rescan", mid.median("rebuild"), nochange, 100
-            )
-        )
-        out.append(
-            _at_most("no-change rescan @1,000: rescan ÷ bare walk", nochange, mid.median("walk"), 3)
-        )
-        out.append(
-            _at_most(
-                "no-change pass inside `stacsync run` @1,000: pass ÷ bare walk (both warm)",
-                mid.median("warm_nochange"),
-                mid.median("warm_walk"),
-                3,
-            )
-        )
-        out.append(
-            _at_least(
-                "full first build @1,000, headers only: rebuild ÷ build",
-                mid.median("rebuild"),
-                mid.median("build_headers"),
-                2,
-            )
-        )
-        out.append(
-            _at_least(
-                "full first build @1,000 with footprints and thumbnails: rebuild ÷ build",
-                mid.median("rebuild"),
-                mid.median("build"),
-                2,
-            )
-        )
-    if mid and big:
-        beyond_mid = _beyond_walk(mid, "modify")
-        beyond_big = _beyond_walk(big, "modify")
-        out.append(
-            _at_most(
-                "modify 1 file: cost beyond the walk, 10,000 ÷ 1,000", beyond_big, beyond_mid, 1.5
-            )
-        )
-        out.append(
-            _at_most(
-                "peak RSS (max of all scenarios), 10,000 ÷ 1,000",
-                _max_peak(big),
-                _max_peak(mid),
-                1.3,
-            )
-        )
-    return out
-
-
-def _beyond_walk(result: SizeResult, key: str) -> float | None:
-    this, walk = result.median(key), result.median("walk")
-    return None if this is None or walk is None else this - walk
-
-
-def _max_peak(result: SizeResult) -> float:
-    keys = [key for key, _name, _fn in SCENARIOS]
-    return max(result.peak(k) or 0.0 for k in keys)
-
-
-def _at_least(name: str, a: float | None, b: float | None, goal: float) -> Target:
-    figure = None if a is None or not b else a / b
-    return Target(name, figure, f"≥ {goal:g}×", None if figure is None else figure >= goal)
-
-
-def _at_most(name: str, a: float | None, b: float | None, goal: float) -> Target:
-    figure = None if a is None or not b else a / b
-    return Target(name, figure, f"≤ {goal:g}×", None if figure is None else figure <= goal)
-
-
-def targets_table(items: list[Target]) -> str:
-    lines = ["| target | figure | goal | verdict |", "|---|---:|---:|---|"]
-    for t in items:
-        figure = "–" if t.figure is None else f"{t.figure:,.2f}×"
-        verdict = {True: "met", False: "**missed**", None: "not measured"}[t.met]
-        lines.append(f"| {t.name} | {figure} | {t.goal} | {verdict} |")
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    """nproc, CPU model, RAM, Python, rasterio and GDAL versions."""
-    import rasterio
-
-    cpu = _cpuinfo("model name") or platform.processor() or "unknown CPU"
-    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {ram_gib:.0f} GiB RAM, {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}, rasterio "
-        f"{rasterio.__version__}, GDAL {rasterio.__gdal_version__}"
-    )
-
-
-def _cpuinfo(key: str) -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
 
 
 # -- profiling ---------------------------------------------------------------------------------
@@ -323,8 +203,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000", help="File counts, comma-separated.")
     parser.add_argument("--with-10000", action="store_true", help="Add the 10,000-file tree.")
+    parser.add_argument(
+        "--with-100000",
+        action="store_true",
+        help="Add the 100,000-file tree (first build and no-change rescan only).",
+    )
+    parser.add_argument(
+        "--one-item-per-file",
+        nargs="?",
+        const="10000",
+        default="",
+        metavar="SIZES",
+        help="Also catalog these trees one item per file (default 10000): the walk, the "
+        "rebuild, the first build and the no-change rescan.",
+    )
     parser.add_argument("--runs", type=int, default=5, help="Runs per incremental scenario.")
     parser.add_argument("--build-runs", type=int, default=3, help="Runs of the full build.")
+    parser.add_argument(
+        "--huge-runs",
+        type=int,
+        default=1,
+        help=f"Runs of each scenario from {HUGE:,} files.",
+    )
     parser.add_argument("--watch-runs", type=int, default=3, help="Writes timed under `run`.")
     parser.add_argument(
         "--watch-settle",
@@ -344,6 +244,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Give up on one rebuild after this many seconds.",
     )
     parser.add_argument(
+        "--with-dask",
+        action="store_true",
+        help="Last, benchmarks.dask_cluster on the local tree (--skip-s3): Dask vs local pool.",
+    )
+    parser.add_argument("--dask-files", type=int, default=1000, help="Tree of --with-dask.")
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=Path("/tmp/stacsync-bench"),
@@ -359,10 +265,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, help="Also write the tables to this file.")
     args = parser.parse_args(argv)
     args.size_list = sorted(
-        {int(s) for s in args.sizes.split(",") if s.strip()}
+        _sizes(args.sizes)
         | ({10000} if args.with_10000 else set())
+        | ({100000} if args.with_100000 else set())
     )
+    args.per_file_sizes = sorted(_sizes(args.one_item_per_file))
     return args
+
+
+def _sizes(text: str) -> set[int]:
+    return {int(s) for s in text.split(",") if s.strip()}
 
 
 def warm_up(workdir: Path) -> None:
@@ -373,15 +285,8 @@ def warm_up(workdir: Path) -> None:
     scenarios.settle(tree)
     scenarios.settle(tree)
     run_process([sys.executable, str(HERE / "bare_walk.py"), str(tree.root)])
-    run_process(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.baseline_rebuild",
-            str(tree.root),
-            str(tree.baseline_output),
-        ]
-    )
+    run_process(_baseline_argv(tree))
+    run_process(_baseline_argv(prepare(WARM_UP_FILES, workdir, per_file=True)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -395,7 +300,15 @@ def main(argv: list[str] | None = None) -> None:
         tree = prepare(size, workdir, fresh=args.fresh)
         _progress(f"{tree.label()}:")
         results[size] = bench_size(tree, args)
-    text = render(results, args, time.monotonic() - started)
+    per_file: dict[int, SizeResult] = {}
+    for size in args.per_file_sizes:
+        # --fresh regenerates a tree once: the mission run above already did it.
+        fresh = args.fresh and size not in results
+        tree = prepare(size, workdir, fresh=fresh, per_file=True)
+        _progress(f"{tree.label()}:")
+        per_file[size] = bench_per_file(tree, args)
+    dask = dask_section(workdir, args.dask_files) if args.with_dask else None
+    text = render(results, per_file, dask, args, time.monotonic() - started)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")
@@ -403,17 +316,30 @@ def main(argv: list[str] | None = None) -> None:
         print(profile(prepare(1000, workdir), workdir, args.profile_top))
 
 
-def render(results: dict[int, SizeResult], args: argparse.Namespace, seconds: float) -> str:
+def render(
+    results: dict[int, SizeResult],
+    per_file: dict[int, SizeResult],
+    dask: str | None,
+    args: argparse.Namespace,
+    seconds: float,
+) -> str:
+    rebuilds = (
+        f"{args.baseline_runs}"
+        if args.baseline_runs is not None
+        else f"{args.build_runs}, once from {LARGE:,} files"
+    )
     head = (
         f"Machine: {machine()}.\n\nMedian of {args.runs} runs per scenario ({args.build_runs} "
-        f"for the full build; the rebuild baseline {args.build_runs}, once from {LARGE:,} files); "
-        f"each run is a whole process; peak RSS is that process's own ({rss_method()}). "
+        f"for the full build; the rebuild baseline {rebuilds}; "
+        f"from {HUGE:,} files only the walk, the first build and the no-change rescan, "
+        f"{args.huge_runs} run each); the `runs` column says how many; each run is a whole "
+        f"process; peak RSS is that process's own ({rss_method()}). "
         f"Benchmark took {seconds / 60:.1f} min."
     )
     tables = [size_table(r) for r in results.values()]
-    goals = targets(results)
-    verdicts = targets_table(goals) if goals else "(the targets need the 1,000-file tree)"
-    return "\n\n".join([head, *tables, "### Targets", verdicts])
+    tables += [size_table(r) for r in per_file.values()]
+    verdicts = targets_table(targets(results, per_file))
+    return "\n\n".join([head, *tables, *([dask] if dask else []), "### Targets", verdicts])
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the tests' moto_server and relay, reu
 
 from s3server import FaultProxy, MotoServer, _Relay, moto_server_command  # noqa: E402
 
-from benchmarks.run import machine  # noqa: E402
+from benchmarks.report import machine  # noqa: E402
 
 STACSYNC = Path(sys.executable).with_name("stacsync")
 BIG_MB = 64

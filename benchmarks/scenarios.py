@@ -86,7 +86,7 @@ def _builds(tree: BenchTree, runs: int, config: Path | None) -> tuple[Stats, str
     for _ in range(runs):
         reset_stacsync(tree)
         samples.append(rescan(tree, config))
-    did = check(samples[-1], Expect({"added": tree.file_count}, tree.missions, True))
+    did = check(samples[-1], Expect({"added": tree.file_count}, tree.items, True))
     return Stats(tuple(samples)), did
 
 
@@ -194,3 +194,19 @@ def _moved_aside(path: Path, aside: Path) -> Iterator[None]:
         yield
     finally:
         shutil.move(aside, path)
+
+
+# Key, table name and function of every stacsync scenario, in the order they run.
+ALL: tuple[tuple[str, str, Callable[[BenchTree, int], tuple[Stats, str]]], ...] = (
+    (
+        "build_headers",
+        "stacsync full first build, headers only (`read_overviews = false`)",
+        full_build_headers_only,
+    ),
+    ("build", "stacsync full first build (footprints, thumbnails)", full_build),
+    ("nochange", "stacsync no-change rescan", no_change),
+    ("touch", "stacsync touch 10 files", touch),
+    ("modify", "stacsync modify 1 file", modify),
+    ("remove", "stacsync remove 1 file", remove),
+)
+NAMES = {key: name for key, name, _fn in ALL}
