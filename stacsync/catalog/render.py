@@ -35,6 +35,7 @@ from stacsync.core.checksum import sha256_hex
 from stacsync.core.records import AssetMeta
 
 if TYPE_CHECKING:
+    from stacsync.catalog.item_render import Offload
     from stacsync.catalog.layout import Layout
     from stacsync.config.settings import CollectionConfig, Settings
     from stacsync.core.summary import PassSummary
@@ -72,6 +73,7 @@ class Renderer:
         self.links = Links(settings.public_url)
         self.collections = {c.id: c for c in settings.collections}
         self._rendered_early = False  # render_ready changed the disk
+        self._failed: set[tuple[str, str]] = set()  # tried once this pass: next pass again
         self.thumbnails = ItemThumbnails(settings, manifest, output, source)
 
     def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
@@ -82,7 +84,8 @@ class Renderer:
         collection lists every item, so rendering it is work proportional to the catalog.
         """
         self._mark_missing_items_dirty()
-        touched = self._render_items(self.db.dirty_items(), summary) or self._rendered_early
+        dirty = [key for key in self.db.dirty_items() if key not in self._failed]
+        touched = self._render_items(dirty, summary) or self._rendered_early
         if touched or settings_changed or self._summary_file_missing():
             self._render_collections(summary)
             summary.catalog_written = self._render_catalog()
@@ -107,73 +110,110 @@ class Renderer:
                 for cid, iid in missing:
                     self.db.mark_item_dirty(cid, iid)
 
-    def render_ready(self, items: list[tuple[str, str]], summary: PassSummary) -> None:
+    def render_ready(
+        self, items: list[tuple[str, str]], summary: PassSummary, offload: Offload | None = None
+    ) -> None:
         """Render items whose files are all committed, while the pass still extracts others
-        (a first build overlaps the two); `render` then finishes the rest."""
-        self._rendered_early |= self._render_items(items, summary)
+        (a first build overlaps the two), their bytes made by `offload` (the pass's worker
+        processes) when given; `render` then finishes the rest."""
+        self._rendered_early |= self._render_items(items, summary, offload)
 
-    def _render_items(self, dirty: list[tuple[str, str]], summary: PassSummary) -> bool:
+    def _render_items(
+        self, dirty: list[tuple[str, str]], summary: PassSummary, offload: Offload | None = None
+    ) -> bool:
+        from stacsync.catalog.item_render import render_all
+
         changed = False
         for start in range(0, len(dirty), COMMIT_BATCH):
             # The batch's files are durable (one sync) before the transaction records them.
             with self.db.transaction(), self.output.batch():
+                prepared = {}
                 for cid, iid in dirty[start : start + COMMIT_BATCH]:
                     try:
-                        changed |= self._render_item(cid, iid, summary)
+                        job = self._item_job(cid, iid)
                     except Exception:
                         # The item stays dirty and is tried again next pass; the rest goes on.
                         log.exception("cannot render item %s/%s", cid, iid)
-                        summary.render_errors += 1
+                        self._failed_once(cid, iid, summary)
+                        continue
+                    if job is None:
+                        changed |= self._delete_item(cid, iid, summary)
+                    else:
+                        prepared[cid, iid] = job
+                done = render_all([job for job, _ in prepared.values()], offload)
+                for ((cid, iid), (_, thumbnail)), rendered in zip(
+                    prepared.items(), done, strict=True
+                ):
+                    if isinstance(rendered, str):
+                        log.error("cannot render item %s/%s:\n%s", cid, iid, rendered)
+                        self._failed_once(cid, iid, summary)
+                        continue
+                    try:
+                        changed |= self._store_item(cid, iid, rendered, thumbnail, summary)
+                    except Exception:
+                        log.exception("cannot write item %s/%s", cid, iid)
+                        self._failed_once(cid, iid, summary)
         return changed
 
-    def _render_item(self, cid: str, iid: str, summary: PassSummary) -> bool:
-        """Render one item; write it if its bytes changed. True when the disk changed."""
+    def _failed_once(self, cid: str, iid: str, summary: PassSummary) -> None:
+        """The item stays dirty and is tried again next pass, not again in this one."""
+        self._failed.add((cid, iid))
+        summary.render_errors += 1
+
+    def _item_job(self, cid: str, iid: str) -> tuple[Any, Any] | None:
+        """(ItemJob, the thumbnail it shows) from the manifest; None: the item is gone."""
         rows = self.db.item_files(cid, iid)
         collection = self.collections.get(cid)
-        relpath = item_path(cid, iid)
         if not rows or collection is None:
-            existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
-            self.output.delete(relpath)
-            self.thumbnails.drop(thumbnail_path(cid, iid))
-            self.db.delete_item(cid, iid)
-            self._summaries_stale(cid)
-            summary.items_deleted += int(existed)
-            return existed
-        from stacsync.catalog import items, model, plain_assets
+            return None
+        from stacsync.catalog import plain_assets
+        from stacsync.catalog.item_render import ItemJob
 
         item_input = self._item_input(collection, iid, rows)
         thumbnail = self.thumbnails.shown(rows, item_input.assets)
         item_input = dataclasses.replace(item_input, thumbnail=thumbnail is not None)
         item_input, plain = plain_assets.split_plain(item_input)  # a PNG is published as it is
-        item = plain_assets.with_plain(items.render_item(item_input, self.links), plain)
+        return ItemJob(item_input, plain, self.settings.public_url), thumbnail
+
+    def _delete_item(self, cid: str, iid: str, summary: PassSummary) -> bool:
+        relpath = item_path(cid, iid)
+        existed = self.db.item_hash(cid, iid) is not None or self.output.exists(relpath)
+        self.output.delete(relpath)
+        self.thumbnails.drop(thumbnail_path(cid, iid))
+        self.db.delete_item(cid, iid)
+        self._summaries_stale(cid)
+        summary.items_deleted += int(existed)
+        return existed
+
+    def _store_item(
+        self, cid: str, iid: str, rendered: Any, thumbnail: Any, summary: PassSummary
+    ) -> bool:
+        """Publish a rendered item if its bytes changed and record it. True if the disk did."""
+        relpath = item_path(cid, iid)
         # The PNG first, so that no published item points at one that is not there yet.
         self.thumbnails.publish(thumbnail_path(cid, iid), thumbnail)
-        data = model.dumps(item)
-        digest = sha256_hex(data)
         written = False
-        if digest != self.db.item_hash(cid, iid) or not self.output.exists(relpath):
-            self.output.write(relpath, data)
+        if rendered.digest != self.db.item_hash(cid, iid) or not self.output.exists(relpath):
+            self.output.write(relpath, rendered.data)
             summary.items_written += 1
             written = True
-        west, south, east, north = item["bbox"]
-        props = item["properties"]
-        facts = model.feature_line(summaries.summary_digest(item))
-        if facts != self.db.item_digest(cid, iid):
+        if rendered.facts != self.db.item_digest(cid, iid):
             self._summaries_stale(cid)  # in this transaction: a crash cannot lose it
+        west, south, east, north = rendered.bbox
         self.db.store_item(
             cid,
             iid,
             {
-                "json": data.decode("utf-8"),
-                "json_hash": digest,
-                "feature": model.feature_line(self._index_feature(item)),
-                "digest": facts,
+                "json": rendered.data.decode("utf-8"),
+                "json_hash": rendered.digest,
+                "feature": rendered.feature,
+                "digest": rendered.facts,
                 "west": west,
                 "south": south,
                 "east": east,
                 "north": north,
-                "start_datetime": props.get("start_datetime") or props.get("datetime"),
-                "end_datetime": props.get("end_datetime") or props.get("datetime"),
+                "start_datetime": rendered.start,
+                "end_datetime": rendered.end,
             },
         )
         return written

@@ -124,6 +124,10 @@ class DaskExtraction:
         self.scheduler = scheduler
         self.client: Client | None = None
 
+    # Items render in the coordinating process: shipping each item's inputs to the cluster
+    # and its bytes back costs more than the few milliseconds a render takes.
+    offload = None
+
     def __enter__(self) -> DaskExtraction:
         # Only a pass with work to do gets here: a no-change pass never needs the cluster.
         self.client = connect(self.scheduler, self.connect_seconds)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stacsync.config.settings import Settings
 from stacsync.pipeline.examine import Examiner, Result, Work, worth_processes
 from stacsync.sources import Source
+
+if TYPE_CHECKING:
+    from stacsync.catalog.item_render import Offload
 
 
 class Extraction(Protocol):
@@ -21,6 +24,12 @@ class Extraction(Protocol):
 
     def results(self, work: list[Work]) -> Iterator[Result]:
         """One Result per Work, in the order of `work`, as they become available."""
+        ...
+
+    @property
+    def offload(self) -> Offload | None:
+        """Where the pass may run other pure work (rendering items) beside the extraction:
+        its worker processes while it has some, else None (the caller runs it itself)."""
         ...
 
     def __enter__(self) -> Extraction: ...
@@ -51,6 +60,11 @@ class LocalExtraction:
     def results(self, work: list[Work]) -> Iterator[Result]:
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             yield from pool.map(self.examiner.examine, work)  # map keeps the input order
+
+    @property
+    def offload(self) -> Offload | None:
+        pool = self.examiner.processes
+        return pool.map if pool is not None else None
 
     def __enter__(self) -> LocalExtraction:
         return self

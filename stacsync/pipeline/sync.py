@@ -322,10 +322,11 @@ class SyncPass:
                 batch.append(result)
                 if len(batch) >= COMMIT_BATCH:
                     self._commit(batch, summary)
-                    renderer.render_ready(ready.done(batch), summary)
+                    renderer.render_ready(ready.done(batch), summary, extraction.offload)
                     batch = []
                 self.progress("extract", done, total)
-        self._commit(batch, summary)
+            self._commit(batch, summary)
+            renderer.render_ready(ready.done(batch), summary, extraction.offload)
 
     def _commit(self, batch: list[Result], summary: PassSummary) -> None:
         scanned_ns = wall_clock_ns()

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Imported once by the fork server; every worker forks from it with them already loaded.
 WATCH_SECONDS = 1.0  # how soon a worker notices that its pass was killed
-_PRELOAD = ["stacsync.extract.raster", "stacsync.extract.pointcloud"]
+_PRELOAD = ["stacsync.extract.raster", "stacsync.extract.pointcloud", "stacsync.catalog.items"]
 
 
 class ExtractorPool:
@@ -59,6 +59,17 @@ class ExtractorPool:
             f"{PurePath(path).name}: the reader crashed on this file (GDAL or laspy); "
             "please report it with the file"
         )
+
+    def map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        """`fn` (a module-level function: workers unpickle it by name) over `jobs` in the
+        workers, results in order; here, in this process, if the workers cannot run it."""
+        pool = self._current()
+        if pool is not None:
+            try:
+                return list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * self.workers))))
+            except BrokenProcessPool:
+                self._discard(pool)
+        return [fn(job) for job in jobs]
 
     def close(self) -> None:
         with self._lock:

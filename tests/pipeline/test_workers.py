@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ import stacsync.pipeline.examine
 import stacsync.pipeline.workers
 from stacsync.config.load import quick_settings
 from stacsync.core.errors import ExtractError
+from stacsync.core.ids import item_id
 from stacsync.extract.dispatch import extract_file
 from stacsync.manifest.db import Manifest
 from stacsync.pipeline.sync import SyncPass
@@ -62,15 +64,21 @@ def test_first_builds_with_4_2_and_1_workers_are_byte_identical(
     copy_testdata(*GOOD, *BAD, dest=src)
     age(src)
     started: list[int] = []
+    rendered_in_workers: list[int] = []
 
     class CountedPool(ExtractorPool):
         def __init__(self, workers: int):
             started.append(workers)
+            rendered_in_workers.append(0)
             super().__init__(workers)
+
+        def map(self, fn, jobs):
+            rendered_in_workers[-1] += len(jobs)
+            return super().map(fn, jobs)
 
     monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CountedPool)
     monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 5)
-    catalogs = []
+    catalogs, written = [], []
     for workers in (4, 2, 1):
         out = tmp_path / f"w{workers}"
         settings = quick_settings(src, out / "catalog", out / "db.sqlite")
@@ -81,7 +89,10 @@ def test_first_builds_with_4_2_and_1_workers_are_byte_identical(
         assert summary.added == len(GOOD) + len(BAD)
         assert summary.errors == len(BAD)
         catalogs.append((catalog_bytes(out / "catalog"), errors))
+        written.append(summary.items_written)
     assert started == [4, 2]  # the one-worker build reads in its own thread
+    # With processes, the items are rendered there too; the coordinator only writes them.
+    assert rendered_in_workers == written[:2] and written[0] == len(GOOD)
     assert catalogs[0] == catalogs[1] == catalogs[2]
 
 
@@ -144,3 +155,36 @@ def test_a_worker_killed_mid_batch_loses_nothing(copy_testdata, tmp_path, monkey
     assert (src / "kill-me.killed").exists()  # the worker did die on it
     assert summary.added == len(GOOD) + 1 and summary.errors == 0
     assert summary.items_written == len(GOOD) + 1
+
+
+def test_an_item_that_cannot_be_rendered_costs_only_itself(copy_testdata, tmp_path, monkeypatch):
+    import stacsync.catalog.item_render as item_render
+
+    src = copy_testdata(*GOOD[:3])
+    age(src)
+    real = item_render.render_all
+    doomed = item_id(GOOD[1], "searchable")
+
+    def one_fails(jobs, offload):
+        # Every time it comes up, one item's render raises (in a worker it would return this).
+        fail = [job.item.item_id == doomed for job in jobs]
+        done = real([job for job, bad in zip(jobs, fail, strict=True) if not bad], offload)
+        ok = iter(done)
+        broken = item_render.render_job(item_render.ItemJob(None, (), None))
+        return [broken if bad else next(ok) for bad in fail]
+
+    monkeypatch.setattr(item_render, "render_all", one_fails)
+    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "db.sqlite")
+    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+        summary = SyncPass(settings, db).run()
+        dirty = db.dirty_items()
+    assert "AttributeError" in item_render.render_job(
+        dataclasses.replace(item_render.ItemJob(None, (), None))
+    )
+    # Tried once as soon as its file was committed; not again in this pass: in the next.
+    assert (summary.items_written, summary.render_errors) == (2, 1)
+    assert dirty == [(src.name, doomed)]
+    monkeypatch.setattr(item_render, "render_all", real)
+    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+        again = SyncPass(settings, db).run()
+    assert (again.items_written, again.render_errors) == (1, 0)
