@@ -16,8 +16,7 @@ import rasterio.errors
 import rasterio.features
 import shapely
 from affine import Affine
-from shapely.affinity import affine_transform, translate
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import MultiPolygon, Polygon
 
 from stacsync.core.errors import ExtractError
 from stacsync.core.records import BBox
@@ -77,10 +76,7 @@ def trace(
     while True:
         # In grid cells; the last row and column of the grid may be only partly inside it.
         outline, size = _covering(grid, cols / factor, rows / factor, target, grow or 0.0)
-        rings = [
-            np.asarray(affine_transform(p, _shapely_affine(to_native)).exterior.coords)
-            for p in _parts(outline)
-        ]
+        rings = [_placed(p, to_native) for p in _parts(outline)]
         bbox, geometry = outline_4326(
             rings, crs_wkt, tolerance=chord * size * native_cell, outward=grow is not None
         )
@@ -175,14 +171,27 @@ def _covering(
 
 def _corner_count(grid: np.ndarray) -> int:
     """About how many vertices polygonising the grid gives: the corners its outline turns at."""
-    p = np.pad(grid, 1).astype(np.int8)
+    p = np.zeros((grid.shape[0] + 2, grid.shape[1] + 2), dtype=bool)
+    p[1:-1, 1:-1] = grid
     a, b, c, d = p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]
-    around = a + b + c + d
-    return int(((around == 1) | (around == 3) | ((around == 2) & (a == d))).sum())
+    # A vertex is a corner where 1 or 3 of its 4 cells are True, or 2 diagonal ones.
+    odd = a ^ b ^ c ^ d
+    diagonal = (a == d) & (b == c) & (a != b)
+    return int(np.count_nonzero(odd | diagonal))
 
 
 def _cells(grid: np.ndarray, size: int) -> Polygon | MultiPolygon:
     """The union of the True cells, each `size` units wide (x = column, y = row), holes filled."""
+    ring = _one_piece(grid)
+    if ring is not None:
+        # The common case, without GDAL's polygonizer: the same polygon, corner for corner and
+        # from the same first corner, as the general path below gives.
+        return shapely.polygons(ring * size)
+    return _polygonized(grid, size)
+
+
+def _polygonized(grid: np.ndarray, size: int) -> Polygon | MultiPolygon:
+    """As `_cells`, for any grid: through GDAL's polygonizer and a union of its pieces."""
     # Traced one cell off the origin, so the transform is never the identity rasterio warns
     # about (see the module's filter for what it still says); the shift back is exact,
     # coordinates being small whole numbers.
@@ -190,10 +199,102 @@ def _cells(grid: np.ndarray, size: int) -> Polygon | MultiPolygon:
     found = rasterio.features.shapes(
         grid.astype(np.uint8), mask=grid, connectivity=4, transform=offset
     )
-    pieces = [translate(shape(geom), -size, -size) for geom, _ in found]
+    pieces = [_piece(geom["coordinates"], size) for geom, _ in found]
     # The pieces tile the plane without overlapping: a coverage union is many times faster than
     # a general one on a speckled mask's thousands of pieces.
     return _filled(shapely.coverage_union_all(pieces))
+
+
+def _piece(rings: list[Any], shift: float) -> Polygon:
+    """A GeoJSON polygon's rings moved by -shift in x and y, built from arrays (shapely's own
+    GeoJSON reader builds rings a coordinate at a time in Python)."""
+    shell, *holes = [shapely.linearrings(np.asarray(ring, dtype=float) - shift) for ring in rings]
+    return shapely.polygons(shell, holes or None)
+
+
+# Directions of a boundary edge in grid space (x = column, y = row, rows downwards).
+_EAST, _SOUTH, _WEST, _NORTH = range(4)
+_STEP_X = np.array([1, 0, -1, 0])
+_STEP_Y = np.array([0, 1, 0, -1])
+
+
+def _one_piece(grid: np.ndarray) -> np.ndarray | None:
+    """Corners (x, y) of the closed outer ring of the True cells, when they are one piece and no
+    two cells meet at a corner only; else None (what is left to GDAL's polygonizer).
+
+    Listed as `rasterio.features.shapes` and `shapely.coverage_union_all` list that piece's outer
+    ring: counter-clockwise on screen, from the corner after the top-left one of the first cell
+    in raster order. Holes are ignored (footprints fill them).
+    """
+    rows, cols = grid.shape
+    p = np.zeros((rows + 2, cols + 2), dtype=bool)
+    p[1:-1, 1:-1] = grid
+    inner = p[1:-1, 1:-1]
+    # Boundary edges of each side of a cell, directed with the cells on their left: the side,
+    # the direction, and x and y of the edge's start relative to the cell's top-left corner.
+    sides = (
+        (inner & ~p[2:, 1:-1], _EAST, 0, 1),
+        (inner & ~p[1:-1, :-2], _SOUTH, 0, 0),
+        (inner & ~p[:-2, 1:-1], _WEST, 1, 0),
+        (inner & ~p[1:-1, 2:], _NORTH, 1, 1),
+    )
+    cells = np.flatnonzero(sides[0][0] | sides[1][0] | sides[2][0] | sides[3][0])
+    if not len(cells):
+        return None
+    width = cols + 1  # vertices are numbered y * width + x
+    starts, ds = [], []
+    for mask, d, dx, dy in sides:
+        on = cells[mask.ravel()[cells]]
+        starts.append((on // cols + dy) * width + on % cols + dx)
+        ds.append(np.full(len(on), d))
+    start, d = np.concatenate(starts), np.concatenate(ds)
+    if np.bincount(start).max() > 1:
+        return None  # two edges leave a vertex: cells meeting at a corner only
+    at = np.full((rows + 1) * width, -1, dtype=np.int64)
+    at[start] = np.arange(len(start))
+    end = start + _STEP_Y[d] * width + _STEP_X[d]
+    after = at[end]  # the one edge leaving each edge's end
+    turns = d[after] != d
+    # The edge that ends each straight run (at a corner), by pointer jumping: log(run) steps.
+    last = np.where(turns, np.arange(len(d)), after)
+    while not np.array_equal(further := last[last], last):
+        last = further
+    succ = last[after].tolist()  # from an edge ending at a corner, the next such edge
+    # The first cell in raster order (the first boundary cell) has its top side on the outer
+    # ring of its piece, ending at the cell's top-left corner.
+    top = int(cells[0])
+    first = int(at[(top // cols) * width + top % cols + 1])
+    corners = np.flatnonzero(turns)
+    ring = [first] * (len(corners) + 1)  # at most every corner, and the closing one
+    e, n = first, 0
+    while True:  # a bare loop: ~4 corners a cell of outline, no call per corner
+        e = succ[e]
+        ring[n] = e
+        n += 1
+        if e == first:
+            break
+    if n < len(corners) and _outer_rings(corners, succ, end, d[after]) > 1:
+        return None  # more than one piece
+    ring[n] = ring[0]
+    v = end[ring[: n + 1]]
+    return np.column_stack([v % width, v // width]).astype(float)
+
+
+def _outer_rings(corners: np.ndarray, succ: list[int], end: np.ndarray, leaving: np.ndarray) -> int:
+    """How many of the rings through these corners are outer rings (the others are holes)."""
+    ring_of = [-1] * len(succ)
+    rings = 0
+    for e in corners.tolist():
+        if ring_of[e] < 0:
+            while ring_of[e] < 0:
+                ring_of[e] = rings
+                e = succ[e]
+            rings += 1
+    # An outer ring leaves its first vertex in raster order southwards, a hole eastwards.
+    label = np.asarray(ring_of)[corners]
+    order = np.lexsort((end[corners], label))
+    firsts = order[np.r_[True, label[order][1:] != label[order][:-1]]]
+    return int((leaving[corners[firsts]] == _SOUTH).sum())
 
 
 def _filled(geom: Any) -> Polygon | MultiPolygon:
@@ -236,6 +337,8 @@ def _positions(geometry: dict[str, Any]) -> int:
     return sum(len(ring) for polygon in polygons for ring in polygon)
 
 
-def _shapely_affine(t: Affine) -> list[float]:
-    # rasterio's x = a*col + b*row + c, y = d*col + e*row + f in shapely's [a, b, d, e, xoff, yoff].
-    return [t.a, t.b, t.d, t.e, t.c, t.f]
+def _placed(polygon: Polygon, t: Affine) -> np.ndarray:
+    """The polygon's outer ring through `t` (x = column, y = row), as shapely's
+    affine_transform computes it, without building a geometry only to read its coordinates."""
+    x, y = shapely.get_coordinates(polygon.exterior).T
+    return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])

@@ -17,12 +17,13 @@ from pyproj import CRS, Transformer
 from pyproj.crs import BoundCRS
 from pyproj.exceptions import ProjError
 from shapely.affinity import translate
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, mapping
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from shapely.geometry.polygon import orient
 
 from stacsync.core.errors import ExtractError
 from stacsync.core.records import BBox
 from stacsync.extract.crs import parse_crs, strip_compound
+from stacsync.extract.geojson import geojson as _geojson
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def footprint_4326(
 
 
 def outline_4326(
-    rings: Sequence[Sequence[tuple[float, float]]],
+    rings: Sequence[Sequence[tuple[float, float]] | np.ndarray],
     crs_wkt: str,
     *,
     tolerance: float,
@@ -82,12 +83,15 @@ def outline_4326(
         raise ExtractError("footprint outline has no parts")
     crs, source_wkt = _footprint_source(crs_wkt)
     moved = False
+    to_lonlat = functools.partial(_lonlat, source_wkt=source_wkt, geographic=crs.is_geographic)
     if outward and tolerance > 0:
         onto = [_onto_earth(ring, source_wkt, tolerance) for ring in arrays]
-        moved = any(m for _, m in onto)
+        moved = any(raw is None for _, raw in onto)
         arrays = [ring for ring, _ in onto]
-    to_lonlat = functools.partial(_lonlat, source_wkt=source_wkt, geographic=crs.is_geographic)
-    corners = [to_lonlat(ring) for ring in arrays]
+        # A ring that did not move was transformed already, to see that it could be.
+        corners = [to_lonlat(ring, raw=raw) for ring, raw in onto]
+    else:
+        corners = [to_lonlat(ring) for ring in arrays]
     tolerance_deg = tolerance * _degrees_per_unit(np.concatenate(arrays), corners)
     parts = [
         _continuous_part(*_densified(ring, lon, lat, to_lonlat, tolerance_deg))
@@ -99,7 +103,9 @@ def outline_4326(
         _part_polygon(part[:, 0] + 360.0 * np.round((reference - part[0, 0]) / 360.0), part[:, 1])
         for part in parts
     ]
-    merged = shapely.union_all([p for p in polygons if p is not None])
+    kept = [p for p in polygons if p is not None]
+    # A single valid part is its own union (GEOS would hand back the same coordinates).
+    merged = kept[0] if len(kept) == 1 else shapely.union_all(kept)
     if merged.is_empty:
         raise ExtractError("footprint outline has no area in EPSG:4326")
     west, _, east, _ = merged.bounds
@@ -112,7 +118,10 @@ def outline_4326(
         merged = shapely.simplify(merged, limb, preserve_topology=True)
         merged = merged.buffer(limb, join_style="mitre", mitre_limit=2.0)
     simple = shapely.simplify(merged, SIMPLIFY_DEG, preserve_topology=True)
-    merged = merged if outward and not simple.covers(merged) else simple
+    # An outline the simplification left as it was covers itself: no need to ask GEOS, for
+    # whom two identical outlines are its slowest case of `covers`.
+    unchanged = shapely.equals_identical(simple, merged)
+    merged = merged if outward and not unchanged and not simple.covers(merged) else simple
     west, south, east, north = merged.bounds
     if east - west >= 360.0 - _EPS:
         raise ExtractError("footprint outline spans every longitude")
@@ -127,8 +136,15 @@ def outline_4326(
 _MAX_HALVINGS = 6
 
 
-def _lonlat(pts: np.ndarray, *, source_wkt: str, geographic: bool) -> tuple[np.ndarray, np.ndarray]:
-    lon, lat = _transform(pts, source_wkt)
+def _lonlat(
+    pts: np.ndarray,
+    *,
+    source_wkt: str,
+    geographic: bool,
+    raw: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat of the points (`raw`: their finite transform, already made), range-checked."""
+    lon, lat = _transform(pts, source_wkt) if raw is None else raw
     if geographic:
         # Grids in 0..360 longitudes (climate models): bring them back to -180..180.
         lon = np.where(lon > 180.0, lon - 360.0, lon)
@@ -156,12 +172,13 @@ def _densified(
     """Lon/lat of the ring with a midpoint added to every edge that bends more than allowed."""
     if tolerance_deg <= 0:
         return lon, lat
+    # concatenate((a[1:], a[:1])) here and below: np.roll(a, -1), a fraction of its cost.
     for _ in range(_MAX_HALVINGS):
-        mid = (ring + np.roll(ring, -1, axis=0)) / 2.0
+        mid = (ring + np.concatenate((ring[1:], ring[:1]))) / 2.0
         mid_lon, mid_lat = to_lonlat(mid)
-        step = _wrap180(np.roll(lon, -1) - lon)
+        step = _wrap180(np.concatenate((lon[1:], lon[:1])) - lon)
         off_lon = _wrap180(mid_lon - (lon + step / 2.0))
-        off_lat = mid_lat - (lat + np.roll(lat, -1)) / 2.0
+        off_lat = mid_lat - (lat + np.concatenate((lat[1:], lat[:1]))) / 2.0
         bends = np.hypot(off_lon, off_lat) > tolerance_deg
         if not bends.any():
             break
@@ -251,19 +268,22 @@ def _transformer(src_text: str, dst_text: str) -> Transformer:
 _MAX_LIMB_POINTS = 200_000
 
 
-def _onto_earth(ring: np.ndarray, source_wkt: str, step: float) -> tuple[np.ndarray, bool]:
+def _onto_earth(
+    ring: np.ndarray, source_wkt: str, step: float
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """The ring with its points that do not transform moved onto the Earth's limb.
 
     Edges with an end off the Earth are first cut into pieces of at most `step`; each point
     off the Earth is then moved towards the ring's on-Earth centre, by bisection, to the last
     point that transforms (exact for a limb that is convex, as a geostationary disk's is).
-    Returns the ring and whether anything moved.
+    Returns the ring, and its lon/lat when nothing moved (None when something did).
     """
-    bad = ~_finite(ring, source_wkt)
+    lon, lat = _transform_unchecked(ring, source_wkt)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if not bad.any():
-        return ring, False
-    edge = np.roll(ring, -1, axis=0) - ring
-    touching = bad | np.roll(bad, -1)
+        return ring, (lon, lat)
+    edge = np.concatenate((ring[1:], ring[:1])) - ring
+    touching = bad | np.concatenate((bad[1:], bad[:1]))
     length = np.hypot(edge[:, 0], edge[:, 1])
     total = float(length[touching].sum())
     step = max(step, total / _MAX_LIMB_POINTS)
@@ -289,27 +309,27 @@ def _onto_earth(ring: np.ndarray, source_wkt: str, step: float) -> tuple[np.ndar
         ok = _finite(centre + away * mid[:, None], source_wkt)
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     fine[bad] = centre + away * lo[:, None]
-    return fine, True
+    return fine, None
 
 
 def _finite(pts: np.ndarray, source_wkt: str) -> np.ndarray:
     """Which points transform to finite lon/lat."""
-    try:
-        lon, lat = _transformer(source_wkt, "EPSG:4326").transform(
-            pts[:, 0], pts[:, 1], errcheck=False
-        )
-    except ProjError as exc:
-        raise ExtractError(f"cannot place footprint on Earth: {_clean_proj(exc)}") from exc
-    return np.isfinite(np.asarray(lon, dtype=float)) & np.isfinite(np.asarray(lat, dtype=float))
+    lon, lat = _transform_unchecked(pts, source_wkt)
+    return np.isfinite(lon) & np.isfinite(lat)
 
 
-def _transform(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:
+def _transform_unchecked(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat of the points, inf where they cannot be transformed."""
     try:
         to_4326 = _transformer(source_wkt, "EPSG:4326")
         lon, lat = to_4326.transform(pts[:, 0], pts[:, 1], errcheck=False)
     except ProjError as exc:
         raise ExtractError(f"cannot place footprint on Earth: {_clean_proj(exc)}") from exc
-    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def _transform(pts: np.ndarray, source_wkt: str) -> tuple[np.ndarray, np.ndarray]:
+    lon, lat = _transform_unchecked(pts, source_wkt)
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
         raise ExtractError(
@@ -330,11 +350,15 @@ def _clean_proj(exc: Exception) -> str:
 # --- geometry helpers ------------------------------------------------------------------------
 
 
-def _ring_array(ring: Sequence[tuple[float, float]]) -> np.ndarray:
-    try:
-        pts = np.asarray([(float(x), float(y)) for x, y in ring], dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ExtractError(f"footprint outline is not a list of (x, y) pairs: {exc}") from exc
+def _ring_array(ring: Sequence[tuple[float, float]] | np.ndarray) -> np.ndarray:
+    """The ring as an (n, 2) float array, not closed; an (n, 2) numeric array is taken as is."""
+    if isinstance(ring, np.ndarray) and ring.ndim == 2 and ring.shape[1] == 2 and _numeric(ring):
+        pts = np.asarray(ring, dtype=float)  # no copy of a float array: nothing here changes it
+    else:
+        try:
+            pts = np.asarray([(float(x), float(y)) for x, y in ring], dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ExtractError(f"footprint outline is not a list of (x, y) pairs: {exc}") from exc
     if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
         pts = pts[:-1]  # accept closed rings too
     if len(pts) < 3:
@@ -344,10 +368,14 @@ def _ring_array(ring: Sequence[tuple[float, float]]) -> np.ndarray:
     return pts
 
 
+def _numeric(array: np.ndarray) -> bool:
+    return array.dtype.kind in "fiu"
+
+
 def _densify(pts: np.ndarray, densify: int) -> np.ndarray:
     steps = max(int(densify), 0) + 1
     t = np.arange(steps, dtype=float) / steps
-    start, end = pts, np.roll(pts, -1, axis=0)
+    start, end = pts, np.concatenate((pts[1:], pts[:1]))  # each vertex's next
     seg = start[:, None, :] + (end - start)[:, None, :] * t[None, :, None]
     return seg.reshape(-1, 2)
 
@@ -470,17 +498,3 @@ def _around_pole(ulon: np.ndarray, ulat: np.ndarray) -> tuple[BBox, dict[str, An
 
 def _whole_world(south: float, north: float) -> tuple[BBox, dict[str, Any]]:
     return (-180.0, south, 180.0, north), _geojson(orient(box(-180.0, south, 180.0, north)))
-
-
-def _geojson(geom: Any) -> dict[str, Any]:
-    """GeoJSON dict with lists (not tuples) so it survives a JSON round trip unchanged."""
-    gj = mapping(geom)
-    return {"type": gj["type"], "coordinates": _lists(gj["coordinates"])}
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        if value and isinstance(value[0], int | float):
-            return [float(v) for v in value]
-        return [_lists(v) for v in value]
-    return value

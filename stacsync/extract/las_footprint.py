@@ -26,6 +26,7 @@ from stacsync.core.errors import ExtractError
 from stacsync.core.records import BBox
 from stacsync.extract.copc import CopcError, CopcLayout, CopcSample, read_copc_sample
 from stacsync.extract.crs import parse_crs, strip_compound
+from stacsync.extract.geojson import shape_of
 from stacsync.extract.geometry import footprint_4326, outline_4326
 from stacsync.extract.las_crs import check_area_of_use, crs_parts
 from stacsync.extract.las_header import Header, Record, read_at, record_data
@@ -138,7 +139,7 @@ def cover_4326(region: Region, crs_wkt: str, margin: float) -> tuple[BBox, dict[
     grow, worst = margin, math.inf
     for _ in range(_MAX_GROWS):
         bbox, geometry = _reproject(_grown(region, grow), crs_wkt, grow)
-        covering = shape(geometry)
+        covering = shape_of(geometry)
         missed = ~shapely.covers(covering, points)
         if not missed.any():
             return bbox, geometry

@@ -377,7 +377,7 @@ def _look_at_pixels(
     Anything short of an I/O error worth a retry leaves the grid box (and says why): the header
     facts are already known, and a footprint that is too big is better than no item.
     """
-    plan = plan_sample(src.width, src.height, src.overviews(1), source.size)
+    plan = plan_sample(src.width, src.height, raster.overviews, source.size)  # band 1's, read once
     if plan.shape is None:
         return _Pixels(*grid, f"grid box: {plan.level}", None)
     bands = thumbnail_bands([ci.name for ci in src.colorinterp])

@@ -5,6 +5,7 @@ Plain facts for `RasterInfo` and `Band`, read from rasterio's dataset and our ow
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ _COLOR_INTERP_COMMON = {
 
 # TIFF DateTime is "YYYY:MM:DD HH:MM:SS" with no zone; a few writers use dashes or a "T".
 _DATETIME_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+_TIFF_DATETIME = re.compile(r"(\d{4}):(\d\d):(\d\d) (\d\d):(\d\d):(\d\d)", re.ASCII)
 
 
 def tiff_datetime(value: str | None) -> tuple[str | None, str | None]:
@@ -30,6 +32,13 @@ def tiff_datetime(value: str | None) -> tuple[str | None, str | None]:
     if not value or not value.strip():
         return None, None
     text = value.strip().rstrip("\x00")
+    digits = _TIFF_DATETIME.fullmatch(text)
+    if digits:  # the tag's own format, as strptime reads it, without strptime's cost
+        try:
+            when = datetime(*(int(d) for d in digits.groups()))
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ"), None
+        except ValueError:
+            pass  # no such day or time: the formats below say so
     for fmt in _DATETIME_FORMATS:
         try:
             return datetime.strptime(text, fmt).strftime("%Y-%m-%dT%H:%M:%SZ"), None

@@ -53,6 +53,27 @@ def render_thumbnail(sample: Sample, bands: Sequence[int]) -> bytes | None:
     The same sample always gives the same bytes.
     """
     values = sample.values[[sample.indexes.index(b) for b in bands]]
+    if values.dtype == np.uint8 and max(sample.valid.shape) <= MAX_SIDE:
+        # 8 bits at one pixel a bin: the colours are the values, which the float path below
+        # would only convert, average over one pixel and round back.
+        seen = sample.valid
+        if not seen.any():
+            return None
+        colour = np.where(seen, values, 0).astype(np.uint8)
+    else:
+        found = _coloured(values, sample, bands)
+        if found is None:
+            return None
+        colour, seen = found
+    if not seen.all():
+        colour = np.concatenate([colour, np.where(seen, 255, 0).astype(np.uint8)[None]])
+    return _png(colour)
+
+
+def _coloured(
+    values: np.ndarray, sample: Sample, bands: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Colours (uint8 bands) of the binned values, and which bins have any; None if none has."""
     if values.dtype.kind == "c":  # radar and the like: the amplitude is what can be seen
         values = np.abs(values)
     values = values.astype(np.float64)
@@ -66,10 +87,7 @@ def render_thumbnail(sample: Sample, bands: Sequence[int]) -> bytes | None:
         colour = np.clip(np.rint(means), 0, 255).astype(np.uint8)
     else:
         colour = np.stack([_scaled(band, seen) for band in means])
-    colour = np.where(seen, colour, 0).astype(np.uint8)
-    if not seen.all():
-        colour = np.concatenate([colour, np.where(seen, 255, 0).astype(np.uint8)[None]])
-    return _png(colour)
+    return np.where(seen, colour, 0).astype(np.uint8), seen
 
 
 def _binned(values: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +95,9 @@ def _binned(values: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndar
     rows, cols = weight.shape
     scale = min(1.0, MAX_SIDE / max(rows, cols))
     out_rows, out_cols = max(1, round(rows * scale)), max(1, round(cols * scale))
+    if (out_rows, out_cols) == (rows, cols):
+        # One pixel a bin: the sums are the values and the counts the weights (x / 1 is x).
+        return values, weight
     row_starts = np.arange(out_rows) * rows // out_rows
     col_starts = np.arange(out_cols) * cols // out_cols
     sums = np.add.reduceat(np.add.reduceat(values, row_starts, axis=1), col_starts, axis=2)
