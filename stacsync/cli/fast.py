@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from stacsync.manifest.witness import Witness
 
 QUIET = ("-q", "--quiet")
@@ -85,16 +83,15 @@ def answer(config: str, as_json: bool) -> bool:
 
 def no_change_pass(config: str, started: float) -> dict | None:
     """The summary of a recorded no-change pass, or None when the witness cannot vouch."""
-    from pathlib import Path
-
     from stacsync.core.clock import now_iso
     from stacsync.manifest import witness
 
     begun = now_iso()
     # As the loader makes it absolute; the witness names the file it was left under.
-    config_path = Path(os.path.expanduser(config)).absolute()
-    data = config_path.read_bytes()
-    manifest_path = witness.manifest_path_in(config_path, data.decode("utf-8"))
+    config_path = absolute(os.path.expanduser(config))
+    with open(config_path, "rb") as f:
+        data = f.read()
+    manifest_path = witness.manifest_file_in(config_path, data.decode("utf-8"))
     if manifest_path is None:
         return None
     db = witness.FastWriter.open(manifest_path)
@@ -113,15 +110,28 @@ def no_change_pass(config: str, started: float) -> dict | None:
     return summary
 
 
-def _same_inputs(found: Witness, config_path: Path, manifest_path: Path, data: bytes) -> bool:
+def absolute(path: str) -> str:
+    """`str(Path(path).absolute())` without pathlib (~4 ms to import with what it pulls in).
+
+    Joined to the working folder, `.`, empty names and a trailing `/` dropped, `..` kept (it
+    may cross a link): the spelling `pipeline.witness` stored, or the witness does not vouch.
+    """
+    start = path if path.startswith("/") else os.getcwd()
+    # POSIX gives exactly two leading slashes a meaning of their own: pathlib keeps them.
+    root = "//" if start.startswith("//") and not start.startswith("///") else "/"
+    names = path if start == path else f"{start}/{path}"
+    return root + "/".join(name for name in names.split("/") if name and name != ".")
+
+
+def _same_inputs(found: Witness, config_path: str, manifest_path: str, data: bytes) -> bool:
     """The same config bytes, home, manifest, code and metadata tables as the witnessed pass."""
     from stacsync.manifest import witness
 
     return (
-        found.config_path == str(config_path)
+        found.config_path == config_path
         and found.config_sha256 == witness.digest(data)
         and found.home == os.environ.get("HOME")
-        and found.manifest_path == str(manifest_path)
+        and found.manifest_path == manifest_path
         and found.code == witness.code_stamp()
         and all(witness.file_stat(p) == st for p, st in found.side_files.items())
     )

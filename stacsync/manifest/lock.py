@@ -8,23 +8,36 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
 
 from stacsync.core.clock import now_iso
 from stacsync.core.errors import ManifestLockedError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ManifestLock:
     """An advisory lock beside the database; the kernel drops it if the holder dies."""
 
-    def __init__(self, db_path: Path):
-        self.path = Path(f"{db_path}.lock")
+    def __init__(self, db_path: str | os.PathLike):
+        # A string: a no-change rescan takes this lock without importing pathlib.
+        self._file = f"{db_path}.lock"
         self._fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        """The lock file, `<db>.lock`."""
+        from pathlib import Path
+
+        return Path(self._file)
 
     def acquire(self, purpose: str) -> None:
         """Take the lock without waiting, and write who holds it and since when."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        folder = os.path.dirname(self._file)
+        if folder:  # as Path.mkdir(parents=True, exist_ok=True); "" is the working folder
+            os.makedirs(folder, exist_ok=True)
+        fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

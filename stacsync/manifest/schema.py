@@ -5,11 +5,13 @@ A database carries its version in PRAGMA user_version; a newer one than this cod
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-
 from stacsync.core.errors import StacsyncError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
+if TYPE_CHECKING:
+    import sqlite3  # the package imports datetime: a no-change rescan uses _sqlite3 alone
+    from collections.abc import Iterator
+    from pathlib import Path
 
 # Each migration runs in one transaction that bumps PRAGMA user_version: a failed one stays pending.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -174,6 +176,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 def _statements(sql: str) -> Iterator[str]:
     """Split a migration script; sqlite3.complete_statement keeps CREATE VIEW bodies whole."""
+    import sqlite3  # here: SCHEMA_VERSION alone is on the path of a no-change rescan
+
     buffer = ""
     for line in sql.splitlines(keepends=True):
         buffer += line

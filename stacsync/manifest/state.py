@@ -6,7 +6,10 @@ Stored in the `state` table under keys that never change; set inside a transacti
 from __future__ import annotations
 
 import json
-import sqlite3
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
+if TYPE_CHECKING:
+    import sqlite3  # the package imports datetime: a no-change rescan uses _sqlite3 alone
 
 RENDER_FINGERPRINT_KEY = "render_fingerprint"
 LAYOUT_FINGERPRINT_KEY = "layout_fingerprint"

@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
-# Cheap imports only: this is on the path of every no-change `stacsync rescan` (the records are
-# NamedTuples, not dataclasses: `dataclasses` alone imports `inspect`, ~6 ms of a ~40 ms run).
+# Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
+# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
+# not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
 import hashlib
 import json
 import os
-import sqlite3
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import namedtuple
+
+try:
+    # sqlite3's C core, all that `sqlite3` re-exports: the package adds adapters for datetime,
+    # never bound here, and importing datetime for them costs ~2 ms of a ~50 ms rescan.
+    from _sqlite3 import connect as sqlite_connect
+except ImportError:  # a Python laid out otherwise
+    from sqlite3 import connect as sqlite_connect
 
 from stacsync.core.clock import now_iso
 from stacsync.core.errors import ManifestLockedError
@@ -20,7 +26,12 @@ from stacsync.manifest.lock import ManifestLock
 from stacsync.manifest.schema import SCHEMA_VERSION
 from stacsync.manifest.state import RESCAN_WITNESS_KEY, RESCAN_WITNESS_PASS_KEY, PassState
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
 if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+    from typing import Any
+
     from stacsync.manifest.db import Manifest
 
 # A new value voids every stored witness (their fields or meaning changed).
@@ -31,42 +42,58 @@ WITNESS_FORMAT = 2
 DEFAULT_MANIFEST = "stacsync.db"
 
 
-class ManifestFacts(NamedTuple):
+class ManifestFacts(
+    namedtuple(
+        "ManifestFacts",
+        [
+            "files",  # int
+            "needing_look",  # int: files the next pass examines whatever their size and mtime
+            "errors",  # int
+            "with_problems",  # int: files with a layout remark (`files_without_rows`)
+            "dirty_items",  # int
+            "skipped",  # int: paths a listing skipped (a pass that skips none forgets them)
+            "state_sha256",  # str: fingerprints, cached summaries, what the keeper was told
+            "written_sha256",  # str: hashes of the catalog files written
+        ],
+    )
+):
     """What a pass reads of the manifest besides the witness: equal facts, equal pass."""
 
-    files: int
-    needing_look: int  # files the next pass examines whatever their size and mtime
-    errors: int
-    with_problems: int  # files with a layout remark (`files_without_rows`)
-    dirty_items: int
-    skipped: int  # paths a listing skipped (a pass that skips none forgets them)
-    state_sha256: str  # fingerprints, cached summaries, what the keeper was told
-    written_sha256: str  # hashes of the catalog files written
+    __slots__ = ()
 
 
-class Witness(NamedTuple):
+class Witness(
+    namedtuple(
+        "Witness",
+        [
+            "config_path",  # str: absolute, as the loader makes it
+            "config_sha256",  # str: of the bytes the pass loaded
+            "home",  # str | None: `~` in the config's paths expanded against it
+            "code",  # str: `code_stamp()` of the stacsync that ran the pass
+            "manifest_path",  # str
+            "source_root",  # str
+            "tree_entries",  # int: `core.tree`: every name the pass's walk saw, and their stats
+            "tree_sha256",  # str
+            "unwalked",  # tuple[str, ...]: folders seen but not walked (the output in the source)
+            "newest_mtime_ns",  # int: of the listed files
+            "settle_ns",  # int: files younger than this are deferred, not unchanged
+            # dict[str, list[int] | None]: metadata tables, outside the tree: [size, mtime_ns],
+            # or None when missing.
+            "side_files",
+            "output_root",  # str
+            "output_files",  # tuple[str, ...]: the files a pass re-renders when missing
+            "summary",  # dict[str, Any]: what the no-change pass reports, but `seconds`
+            "manifest",  # ManifestFacts: as the witnessed pass left it
+            "racy_window_ns",  # int: the pass's rule, so that checking it needs no pipeline import
+            "schema_version",  # int
+            "format",  # int
+        ],
+        defaults=(SCHEMA_VERSION, WITNESS_FORMAT),
+    )
+):
     """What a no-change rescan must find again, and the summary it then reports."""
 
-    config_path: str  # absolute, as the loader makes it
-    config_sha256: str  # of the bytes the pass loaded
-    home: str | None  # `~` in the config's paths expanded against it
-    code: str  # `code_stamp()` of the stacsync that ran the pass
-    manifest_path: str
-    source_root: str
-    tree_entries: int  # `core.tree`: every name the pass's walk saw, and their stats
-    tree_sha256: str
-    unwalked: tuple[str, ...]  # folders seen but not walked (the output inside the source)
-    newest_mtime_ns: int  # of the listed files
-    settle_ns: int  # files younger than this are deferred, not unchanged
-    # Metadata tables, outside the tree: [size, mtime_ns], or None when missing.
-    side_files: dict[str, list[int] | None]
-    output_root: str
-    output_files: tuple[str, ...]  # the files a pass re-renders when missing
-    summary: dict[str, Any]  # what the no-change pass reports, but `seconds`
-    manifest: ManifestFacts  # as the witnessed pass left it
-    racy_window_ns: int  # the pass's rule, so that checking it needs no pipeline import
-    schema_version: int = SCHEMA_VERSION
-    format: int = WITNESS_FORMAT
+    __slots__ = ()
 
     def to_json(self) -> str:
         # Not sort_keys: the summary's mappings keep the order a full pass prints them in.
@@ -126,7 +153,15 @@ def file_stat(path: str | os.PathLike) -> list[int] | None:
 
 
 def manifest_path_in(config_path: Path, text: str) -> Path | None:
-    """`[manifest] path` of a config, resolved as the loader does; None when not plainly said.
+    """`[manifest] path` of a config, resolved as the loader does; None when not plainly said."""
+    from pathlib import Path  # not on the fast path, which uses `manifest_file_in`
+
+    found = manifest_file_in(str(config_path), text)
+    return None if found is None else Path(found)
+
+
+def manifest_file_in(config_path: str, text: str) -> str | None:
+    """`manifest_path_in` as a string, for a config path spelled as `str(Path)` spells it.
 
     Reads only the plain forms (`path = "…"` or `'…'` under `[manifest]`, or no such key),
     without tomllib (~7 ms to import): anything else is None, and no witness is left for it.
@@ -150,8 +185,9 @@ def manifest_path_in(config_path: Path, text: str) -> Path | None:
         value = _plain_string(rest.strip())
         if value is None:
             return None
-    path = Path(os.path.expanduser(value or DEFAULT_MANIFEST))
-    return Path(os.path.normpath(path if path.is_absolute() else config_path.parent / path))
+    path = os.path.expanduser(value or DEFAULT_MANIFEST)
+    # normpath's result is already as `Path` spells it (no `.`, `//` or trailing `/`).
+    return os.path.normpath(os.path.join(os.path.dirname(config_path), path))
 
 
 def _plain_string(text: str) -> str | None:
@@ -252,8 +288,8 @@ class FastWriter:
         self._lock = lock
 
     @classmethod
-    def open(cls, path: Path) -> FastWriter | None:
-        if not path.is_file():
+    def open(cls, path: str | os.PathLike) -> FastWriter | None:
+        if not os.path.isfile(path):
             return None
         lock = ManifestLock(path)
         try:
@@ -262,8 +298,8 @@ class FastWriter:
             return None
         try:
             # mode=rw: never create a database here (the full pass decides that).
-            uri = f"{path.resolve().as_uri()}?mode=rw"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            uri = f"{_file_uri(os.path.realpath(path))}?mode=rw"
+            conn = sqlite_connect(uri, uri=True, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -300,3 +336,12 @@ class FastWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# What urllib.parse.quote leaves as it is (with "/"): that module costs ~3 ms to import.
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def _file_uri(path: str) -> str:
+    """`Path(path).as_uri()` for an absolute path: its bytes, percent-encoded."""
+    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
