@@ -144,6 +144,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "scan index",
+        # Every pass reads these columns of every file (the diff, the no-change witness); in
+        # the table they sit after meta_json (~10 KB a raster), on overflow pages SQLite must
+        # walk to reach them. A covering index reads ~20x fewer pages.
+        """
+        CREATE INDEX asset_file_scan ON asset_file (
+            path, size, mtime_ns, checksum, status, collection_id, item_id, asset_key,
+            error_transient, scanned_ns, etag, problem
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -214,3 +214,21 @@ def test_cli_queries(tmp_path):
         row = queries.show(db, ODD)
         assert row["path"] == ODD and row["meta"] == {"crs": 4326} and "meta_json" not in row
         assert queries.show(db, "nope.tif") is None
+
+
+def test_the_per_file_scans_of_every_pass_never_read_the_metadata(tmp_path):
+    """The diff and the no-change witness read every file's row on every pass: from a covering
+    index, never from the table, whose rows carry ~10 KB of extracted metadata each."""
+    from stacsync.manifest.witness import facts_of
+
+    with Manifest.open_writer(tmp_path / "m.db", purpose="test") as db:
+        statements: list[str] = []
+        db.conn.set_trace_callback(statements.append)
+        db.file_rows()
+        facts_of(db.conn, 2_000_000_000)
+        db.conn.set_trace_callback(None)
+        scans = [s for s in statements if "FROM asset_file" in s]
+        assert len(scans) == 2
+        for sql in scans:
+            plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "COVERING INDEX asset_file_scan" in plan, (sql, plan)
