@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -24,6 +25,8 @@ class LocalOutput:
     def __init__(self, root: Path):
         self.root = Path(root)
         self._batch_writes: int | None = None  # in a batch: files renamed in, not yet synced
+        self._real_root: str | None = None  # the root, symlinks resolved (once it exists)
+        self._inside: set[str] = set()  # folders found inside the root, symlinks resolved
 
     def check_writable(self) -> None:
         """Create the root if needed and prove we can write there, or say what to fix."""
@@ -50,12 +53,25 @@ class LocalOutput:
                 tmp.unlink()
 
     def path(self, relpath: str) -> Path:
-        """The absolute path of a catalog file; refuses anything outside the root."""
-        target = (self.root / relpath).resolve()
-        root = self.root.resolve()
-        if target != root and root not in target.parents:
+        """The absolute path of a catalog file; refuses anything outside the root.
+
+        `relpath` must stay inside by its spelling, and the folder it lands in inside once
+        symlinks are resolved; a folder checked once is not resolved again (a one-item-per-file
+        catalog writes thousands of files, and resolving was most of a small write's time).
+        """
+        norm = posixpath.normpath(relpath) if relpath else "."
+        if norm in (".", "..") or norm.startswith(("/", "../")):
             raise OutputError(f"refusing to write {relpath!r}: outside the output folder")
-        return target
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        target = os.path.join(self._real_root, norm)
+        folder = os.path.dirname(target)
+        if folder not in self._inside:
+            real = os.path.realpath(folder)
+            if real != self._real_root and not real.startswith(self._real_root + os.sep):
+                raise OutputError(f"refusing to write {relpath!r}: outside the output folder")
+            self._inside.add(folder)
+        return Path(target)
 
     def exists(self, relpath: str) -> bool:
         # Called for every item on every pass: a plain stat, no resolve(); reading cannot
@@ -97,11 +113,12 @@ class LocalOutput:
         target = self.path(relpath)
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
-        root = self.root.resolve()
+        root = Path(self._real_root)  # set by path()
         parent = target.parent
         while parent != root and root in parent.parents:
             try:
                 parent.rmdir()
             except OSError:
                 break
+            self._inside.discard(str(parent))  # gone: whatever takes its place is checked anew
             parent = parent.parent

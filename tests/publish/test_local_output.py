@@ -14,6 +14,7 @@ import pytest
 from helpers import age
 
 import stacsync.publish.local
+from stacsync.core.errors import OutputError
 from stacsync.pipeline.sync import rescan
 from stacsync.publish.local import LocalOutput
 
@@ -94,3 +95,27 @@ def test_items_are_synced_before_the_manifest_records_them(
     summary = rescan(source=src, output=out, manifest=db)
     assert summary.items_written == 3
     assert seen and seen[0] == (0, 3)
+
+
+@pytest.mark.parametrize("relpath", ["../x.json", "/etc/x.json", "a/../../x.json", "", ".", ".."])
+def test_a_path_spelled_outside_the_output_is_refused(tmp_path: Path, relpath: str) -> None:
+    out = LocalOutput(tmp_path / "out")
+    out.check_writable()
+    with pytest.raises(OutputError, match="outside the output folder"):
+        out.write(relpath, b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_folder_that_is_a_symlink_out_of_the_output_is_refused(tmp_path: Path) -> None:
+    out = LocalOutput(tmp_path / "out")
+    out.check_writable()
+    (tmp_path / "elsewhere").mkdir()
+    out.write("coll/a/a.json", b"{}")
+    out.delete("coll/a/a.json")  # removes coll/a and coll: a later symlink is checked anew
+    (tmp_path / "out" / "coll").mkdir()
+    (tmp_path / "out" / "coll" / "a").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="outside the output folder"):
+        out.write("coll/a/a.json", b"{}")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    out.write("coll/./b/b.json", b"{}")  # spelled oddly, but inside
+    assert (tmp_path / "out" / "coll" / "b" / "b.json").read_bytes() == b"{}"
