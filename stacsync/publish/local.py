@@ -26,7 +26,11 @@ class LocalOutput:
         self.root = Path(root)
         self._batch_writes: int | None = None  # in a batch: files renamed in, not yet synced
         self._real_root: str | None = None  # the root, symlinks resolved (once it exists)
-        self._inside: set[str] = set()  # folders found inside the root, symlinks resolved
+        # In a batch, folders it made or found inside the root, symlinks resolved: a batch of a
+        # one-item-per-file catalog writes hundreds of files, and resolving and making their
+        # folders again was most of a small write's time. Only for the batch's short life:
+        # a folder someone removes or replaces with a symlink later is checked anew.
+        self._ready: set[str] = set()
 
     def check_writable(self) -> None:
         """Create the root if needed and prove we can write there, or say what to fix."""
@@ -56,8 +60,7 @@ class LocalOutput:
         """The absolute path of a catalog file; refuses anything outside the root.
 
         `relpath` must stay inside by its spelling, and the folder it lands in inside once
-        symlinks are resolved; a folder checked once is not resolved again (a one-item-per-file
-        catalog writes thousands of files, and resolving was most of a small write's time).
+        symlinks are resolved (in a batch, not again once the batch has written there).
         """
         norm = posixpath.normpath(relpath) if relpath else "."
         if norm in (".", "..") or norm.startswith(("/", "../")):
@@ -66,11 +69,10 @@ class LocalOutput:
             self._real_root = os.path.realpath(self.root)
         target = os.path.join(self._real_root, norm)
         folder = os.path.dirname(target)
-        if folder not in self._inside:
+        if folder not in self._ready:
             real = os.path.realpath(folder)
             if real != self._real_root and not real.startswith(self._real_root + os.sep):
                 raise OutputError(f"refusing to write {relpath!r}: outside the output folder")
-            self._inside.add(folder)
         return Path(target)
 
     def exists(self, relpath: str) -> bool:
@@ -86,7 +88,11 @@ class LocalOutput:
     def open_atomic(self, relpath: str) -> Iterator[BinaryIO]:
         """A file that appears under `relpath` only once it is complete."""
         target = self.path(relpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = str(target.parent)
+        if folder not in self._ready:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if self._batch_writes is not None:
+                self._ready.add(folder)
         batched = self._batch_writes is not None
         with atomic_writer(target, durable=not batched) as out:
             yield out
@@ -107,6 +113,7 @@ class LocalOutput:
                 sync_file_system(self.root)
         finally:
             self._batch_writes = None
+            self._ready.clear()
 
     def delete(self, relpath: str) -> None:
         """Remove a file and any folders it leaves empty (up to the root)."""
@@ -120,5 +127,5 @@ class LocalOutput:
                 parent.rmdir()
             except OSError:
                 break
-            self._inside.discard(str(parent))  # gone: whatever takes its place is checked anew
+            self._ready.discard(str(parent))  # gone: whatever takes its place is checked anew
             parent = parent.parent

@@ -119,3 +119,18 @@ def test_a_folder_that_is_a_symlink_out_of_the_output_is_refused(tmp_path: Path)
     assert list((tmp_path / "elsewhere").iterdir()) == []
     out.write("coll/./b/b.json", b"{}")  # spelled oddly, but inside
     assert (tmp_path / "out" / "coll" / "b" / "b.json").read_bytes() == b"{}"
+
+
+def test_between_batches_a_folder_replaced_by_a_symlink_is_refused(tmp_path: Path) -> None:
+    out = LocalOutput(tmp_path / "out")
+    out.check_writable()
+    (tmp_path / "elsewhere").mkdir()
+    with out.batch():
+        out.write("coll/a/a.json", b"{}")
+    # Someone else swaps the folder for a symlink while no batch runs.
+    (tmp_path / "out" / "coll" / "a" / "a.json").unlink()
+    (tmp_path / "out" / "coll" / "a").rmdir()
+    (tmp_path / "out" / "coll" / "a").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="outside the output folder"), out.batch():
+        out.write("coll/a/a.json", b"{}")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
