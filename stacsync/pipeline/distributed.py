@@ -5,21 +5,18 @@ Workers read the store themselves; this process keeps the manifest and writes th
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import pickle
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 
 from distributed import Client, Future, KilledWorker, as_completed
 
 from stacsync.config.settings import Settings
 from stacsync.core.errors import StacsyncError
-from stacsync.pipeline.assemble import make_source
-from stacsync.pipeline.examine import Examiner, Result, Work, file_name
+from stacsync.pipeline.batches import examine_batch, settings_token
+from stacsync.pipeline.examine import Result, Work, file_name
 
 log = logging.getLogger(__name__)
 
@@ -28,52 +25,11 @@ CONNECT_SECONDS = 20.0
 # A task that raised (not one whose worker died: Dask counts those itself) runs once more,
 # for a blip while a worker builds its source; a second failure is a deployment problem.
 TASK_RETRIES = 1
-# Sources kept per worker process, by settings: a daemon's passes reuse theirs.
-KEPT_SOURCES = 4
-
 Task = Callable[[list[Work], Settings, str], list[Result]]
 
 
 class SchedulerUnavailableError(StacsyncError):
     """The Dask scheduler cannot be reached, has no workers, or was lost mid-pass."""
-
-
-# -- on the workers ----------------------------------------------------------------------
-
-
-_examiners: dict[str, Examiner] = {}
-_examiners_lock = threading.Lock()
-
-
-def examine_batch(batch: list[Work], settings: Settings, token: str) -> list[Result]:
-    """One Dask task: examine each Work of a batch on this worker; never raises per file.
-
-    Idempotent: a Work names the file and the size, mtime and ETag the pass listed, and the
-    Result only describes it, so a task run twice (its worker died) gives the same answer.
-    """
-    examiner = _examiner(settings, token)
-    if examiner.source.remote and len(batch) > 1:
-        # A remote store is latency-bound: the batch's requests go out together.
-        threads = min(len(batch), max(1, settings.remote_threads))
-        with ThreadPoolExecutor(threads, thread_name_prefix="stacsync-read") as pool:
-            return list(pool.map(examiner.examine, batch))
-    return [examiner.examine(work) for work in batch]
-
-
-def _examiner(settings: Settings, token: str) -> Examiner:
-    """This worker process's Examiner for `settings`, its source built on first use."""
-    with _examiners_lock:
-        examiner = _examiners.get(token)
-        if examiner is None:
-            # The worker's own credentials (environment, ~/.aws, ~/.irods) reach the store.
-            examiner = Examiner(settings, make_source(settings))
-            _examiners[token] = examiner
-            while len(_examiners) > KEPT_SOURCES:
-                old = _examiners.pop(next(iter(_examiners)))
-                close = getattr(old.source, "close", None)
-                if close is not None:
-                    close()
-        return examiner
 
 
 def _given(value: object) -> object:
@@ -164,7 +120,7 @@ class _Run:
         self.where: dict[str, tuple[int, int | None]] = {}  # key → (batch, file of a split)
         self.queue = as_completed(loop=owner.client.loop)  # type: ignore[union-attr]
         # Workers key their source by this: the same settings, the same source, pass after pass.
-        self.token = hashlib.sha256(pickle.dumps(owner.settings)).hexdigest()
+        self.token = settings_token(owner.settings)
         self.shared: Future | None = None
 
     def results(self) -> Iterator[Result]:

@@ -24,7 +24,7 @@ from stacsync.sources import Source
 
 log = logging.getLogger(__name__)
 
-# A first build of this many local files parses headers in processes (stacsync.pipeline.workers):
+# A first build of this many local files is examined in processes (stacsync.pipeline.workers):
 # starting them costs ~0.4 s, a header read a few ms.
 MIN_PROCESS_FILES = 200
 
@@ -53,15 +53,11 @@ class Result:
 
 
 class Examiner:
-    """Checksums and header extractions of one pass's changed files (thread-safe).
-
-    `processes` is an `ExtractorPool` while a big first build parses headers in processes.
-    """
+    """Checksums and header extractions of one pass's changed files (thread-safe)."""
 
     def __init__(self, settings: Settings, source: Source):
         self.settings = settings
         self.source = source
-        self.processes = None
         mode = settings.verify_border
         self._verify_border = mode == "always" or (mode == "local" and not source.remote)
 
@@ -97,8 +93,6 @@ class Examiner:
             "pixels": PixelPolicy(work.thumbnail, self._verify_border),
         }
         if readable is not None:
-            if self.processes is not None:
-                return self.processes.extract(readable, **options)
             return extract_file(readable, **options)
         return extract_stream(
             file_name(path), work.entry.size, functools.partial(self.source.open, path), **options

@@ -38,41 +38,45 @@ class Extraction(Protocol):
 
 
 class LocalExtraction:
-    """Threads in this process; header parsing in worker processes for a big local build.
+    """Threads in this process; worker processes for a big local build.
 
     A remote source (iRODS, S3) is latency-bound: `extract.remote_threads` requests in flight,
-    never forked processes.
+    never forked processes. A first build of many local files sends them in batches to worker
+    processes, which checksum and extract them (and render items: `offload`).
     """
 
     def __init__(self, settings: Settings, source: Source, examiner: Examiner, work: list[Work]):
+        self.settings = settings
         self.examiner = examiner
+        self.pool = None
         workers = settings.workers or os.cpu_count() or 1
         if source.remote:
             self.threads = max(1, settings.remote_threads)
         elif worth_processes(work, workers, source):
             from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: when used
 
-            examiner.processes = ExtractorPool(workers)
-            self.threads = workers * 2  # threads wait on the processes while others checksum
+            self.pool = ExtractorPool(workers)
         else:
             self.threads = workers
 
     def results(self, work: list[Work]) -> Iterator[Result]:
+        if self.pool is not None:
+            yield from self.pool.examine(work, self.settings)
+            return
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             yield from pool.map(self.examiner.examine, work)  # map keeps the input order
 
     @property
     def offload(self) -> Offload | None:
-        pool = self.examiner.processes
-        return pool.map if pool is not None else None
+        return self.pool.map if self.pool is not None else None
 
     def __enter__(self) -> LocalExtraction:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.examiner.processes is not None:
-            self.examiner.processes.close()
-            self.examiner.processes = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 def choose_extraction(

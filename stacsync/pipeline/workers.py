@@ -1,4 +1,4 @@
-"""Header extraction in worker processes, so that parsing runs on every core.
+"""Checksums and headers in worker processes, in batches, so that a build uses every core.
 
 A pass starts a pool only for enough files to repay its start-up; a reader crash costs one file.
 """
@@ -10,55 +10,100 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import PurePath
 from typing import Any
 
-from stacsync.core.errors import ExtractError
-from stacsync.core.records import AssetMeta
-from stacsync.extract.dispatch import extract_file
+from stacsync.config.settings import Settings
+from stacsync.pipeline.batches import examine_batch, settings_token
+from stacsync.pipeline.examine import Result, Work, file_name
 
 log = logging.getLogger(__name__)
 
 # Imported once by the fork server; every worker forks from it with them already loaded.
 WATCH_SECONDS = 1.0  # how soon a worker notices that its pass was killed
-_PRELOAD = ["stacsync.extract.raster", "stacsync.extract.pointcloud", "stacsync.catalog.items"]
+# Files per task: a task's round trip costs the coordinating process ~0.3 ms, paid once a
+# batch; small enough that both workers stay busy to the end of a 1,000-file build.
+BATCH_FILES = 16
+BATCHES_AHEAD = 4  # per worker, queued at once
+Task = Callable[[list[Work], Settings, str], list[Result]]
+_PRELOAD = [
+    "stacsync.pipeline.batches",
+    "stacsync.extract.raster",
+    "stacsync.extract.pointcloud",
+    "stacsync.catalog.items",
+]
 
 
 class ExtractorPool:
-    """`extract_file` in worker processes; `extract` blocks, so the pass's threads call it."""
+    """Batches of a pass's Works examined (checksum and header) in worker processes.
 
-    def __init__(self, workers: int, extract: Callable[..., AssetMeta] = extract_file):
+    `examine` yields Results in work order. A worker that dies (a reader's segfault, an OOM
+    kill) fails every batch in flight with the pool: the batch being waited on is read again
+    one file per task in a fresh pool, the others are sent again as they were; a file whose
+    own task kills a worker too becomes an error row.
+    """
+
+    def __init__(self, workers: int, task: Task = examine_batch):
         self.workers = workers
-        self._extract = extract  # a module-level function: workers unpickle it by name
+        self._task = task  # a module-level function: workers unpickle it by name
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._worked = False  # some worker returned a result: the pool itself can run
-        self._unavailable = False  # workers cannot even start here: read in threads
+        self._unavailable = False  # workers cannot even start here: examine in this process
 
-    def extract(self, path: str, **options: Any) -> AssetMeta:
-        """Like `extract_file`; a worker that dies on this file twice gives an ExtractError."""
-        for _attempt in (1, 2):
-            pool = self._current()
-            if pool is None:
-                return self._extract(path, **options)
+    def examine(self, work: list[Work], settings: Settings) -> Iterator[Result]:
+        """One Result per Work, in the order of `work`, at most a few batches ahead of it."""
+        token = settings_token(settings)
+        batches = iter([work[i : i + BATCH_FILES] for i in range(0, len(work), BATCH_FILES)])
+        queue: deque[tuple[list[Work], Future]] = deque()
+        while True:
+            # Enough in flight that no worker waits; no more, so memory stays bounded.
+            while len(queue) < self.workers * BATCHES_AHEAD:
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                queue.append((batch, self._submit(batch, settings, token)))
+            if not queue:
+                return
+            batch, future = queue.popleft()
             try:
-                meta = pool.submit(self._extract, path, **options).result()
+                results = future.result()
+                self._worked = True
             except BrokenProcessPool:
-                # Every file in flight fails with the pool; each gets one more try in a
-                # fresh pool, so only a file that kills a worker twice is blamed.
-                self._discard(pool)
-                continue
-            self._worked = True
-            return meta
+                self._discard(future)
+                results = [r for w in batch for r in self._alone(w, settings, token)]
+                queue = deque((b, self._submit(b, settings, token)) for b, _ in queue)
+            yield from results
+
+    def _submit(self, batch: list[Work], settings: Settings, token: str) -> Future:
+        pool = self._current()
+        if pool is None:
+            return _done(examine_batch(batch, settings, token))
+        try:
+            return pool.submit(self._task, batch, settings, token)
+        except BrokenProcessPool as exc:  # broken since it was handed out: fail like a task
+            failed: Future = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def _alone(self, work: Work, settings: Settings, token: str) -> list[Result]:
+        """A file of a batch whose worker died, in a task of its own."""
+        future = self._submit([work], settings, token)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._discard(future)
         if not self._workers_run():
-            return self._extract(path, **options)
-        raise ExtractError(
-            f"{PurePath(path).name}: the reader crashed on this file (GDAL or laspy); "
-            "please report it with the file"
+            return examine_batch([work], settings, token)
+        name = file_name(work.entry.path)
+        message = (
+            f"{name}: the reader crashed on this file (GDAL or laspy); please report it with "
+            "the file"
         )
+        return [Result(work, None, None, message, transient=False, extracted=True)]
 
     def map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
         """`fn` (a module-level function: workers unpickle it by name) over `jobs` in the
@@ -104,7 +149,7 @@ class ExtractorPool:
         """True once a worker has returned anything; else ask one for its pid to find out.
 
         Workers that cannot even start (e.g. the main module cannot be imported again) break
-        every pool; then no file is to blame and the pass reads in its own threads.
+        every pool; then no file is to blame and the pass examines files in this process.
         """
         if self._worked:
             return True
@@ -117,13 +162,17 @@ class ExtractorPool:
             self._discard(pool)
             with self._lock:
                 self._unavailable = True
-            log.warning("extraction worker processes cannot start; reading in threads")
+            log.warning("extraction worker processes cannot start; examining files here")
             return False
         self._worked = True
         return True
 
-    def _discard(self, pool: ProcessPoolExecutor) -> None:
+    def _discard(self, broken: Future | ProcessPoolExecutor) -> None:
+        """Drop the current pool (a fresh one starts on the next submit) once it broke."""
         with self._lock:
+            pool = self._pool if isinstance(broken, Future) else broken
+            if pool is None:
+                return
             if self._pool is pool:
                 self._pool = None
                 log.warning("an extraction worker died; starting a fresh one")
@@ -149,3 +198,9 @@ def _exit_with(pid: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="stacsync-parent-watch", daemon=True).start()
+
+
+def _done(results: list[Result]) -> Future:
+    future: Future = Future()
+    future.set_result(results)
+    return future

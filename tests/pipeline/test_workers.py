@@ -7,54 +7,60 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 from helpers import BAD, GOOD, age, catalog_bytes
 
 import stacsync.pipeline.examine
 import stacsync.pipeline.workers
 from stacsync.config.load import quick_settings
-from stacsync.core.errors import ExtractError
 from stacsync.core.ids import item_id
-from stacsync.extract.dispatch import extract_file
 from stacsync.manifest.db import Manifest
+from stacsync.pipeline.batches import examine_batch
+from stacsync.pipeline.examine import Result, Work
 from stacsync.pipeline.sync import SyncPass
 from stacsync.pipeline.workers import ExtractorPool
 
 
-def crash_on_marked_files(path: str, **options):
+def crash_on_marked_files(batch: list[Work], settings, token: str) -> list[Result]:
     """Module level, so worker processes can unpickle it; dies like a segfaulting reader."""
-    if "crash" in Path(path).name:
+    if any("crash" in w.entry.path for w in batch):
         os._exit(139)
-    return extract_file(path, **options)
+    return examine_batch(batch, settings, token)
 
 
-def sigkilled_once(path: str, **options):
-    """Dies by SIGKILL (an OOM kill) the first time it meets a file named kill-*, mid-batch."""
-    marker = Path(path).with_suffix(".killed")
-    if Path(path).name.startswith("kill-") and not marker.exists():
-        marker.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return extract_file(path, **options)
+def sigkilled_once(batch: list[Work], settings, token: str) -> list[Result]:
+    """Dies by SIGKILL (an OOM kill) the first time a batch holds a file named kill-*."""
+    for w in batch:
+        marker = Path(settings.source_path, w.entry.path).with_suffix(".killed")
+        if w.entry.path.startswith("kill-") and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return examine_batch(batch, settings, token)
 
 
-def test_pool_gives_what_extract_file_gives(testdata: Path) -> None:
-    names = [*GOOD[:4], "autzen_trim.laz"]
-    with ExtractorPool(2) as pool:
-        for name in names:
-            path = str(testdata / name)
-            assert pool.extract(path) == extract_file(path)
-        with pytest.raises(ExtractError, match=r"^empty\.tif: file is empty"):
-            pool.extract(str(testdata / "empty.tif"))
+def _build(src: Path, out: Path, workers: int = 2) -> tuple[object, dict[str, str]]:
+    settings = quick_settings(src, out / "catalog", out / "db.sqlite")
+    settings = settings.__class__(**{**settings.__dict__, "workers": workers})
+    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+        summary = SyncPass(settings, db).run()
+        errors = dict(db.conn.execute("SELECT path, error FROM errors"))
+    return summary, errors
 
 
-def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path: Path) -> None:
-    src = copy_testdata("byte.tif", "elev.tif")
-    (src / "crash.tif").write_bytes((src / "byte.tif").read_bytes())
-    with ExtractorPool(2, extract=crash_on_marked_files) as pool:
-        with pytest.raises(ExtractError, match=r"^crash\.tif: the reader crashed"):
-            pool.extract(str(src / "crash.tif"))
-        # The pool is replaced: the next files are read as usual.
-        assert pool.extract(str(src / "elev.tif")) == extract_file(src / "elev.tif")
+def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path, monkeypatch) -> None:
+    src = copy_testdata(*GOOD[:6], dest=tmp_path / "drone")
+    (src / "crash.tif").write_bytes((src / GOOD[0]).read_bytes())
+    age(src)
+
+    class CrashingPool(ExtractorPool):
+        def __init__(self, workers: int):
+            super().__init__(workers, task=crash_on_marked_files)
+
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CrashingPool)
+    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+    summary, errors = _build(src, tmp_path / "out")
+    assert summary.added == 7 and summary.items_written == 6
+    assert list(errors) == ["crash.tif"]
+    assert errors["crash.tif"].startswith("crash.tif: the reader crashed on this file")
 
 
 def test_first_builds_with_4_2_and_1_workers_are_byte_identical(
@@ -81,11 +87,7 @@ def test_first_builds_with_4_2_and_1_workers_are_byte_identical(
     catalogs, written = [], []
     for workers in (4, 2, 1):
         out = tmp_path / f"w{workers}"
-        settings = quick_settings(src, out / "catalog", out / "db.sqlite")
-        settings = settings.__class__(**{**settings.__dict__, "workers": workers})
-        with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
-            summary = SyncPass(settings, db).run()
-            errors = dict(db.conn.execute("SELECT path, error FROM errors"))
+        summary, errors = _build(src, out, workers)
         assert summary.added == len(GOOD) + len(BAD)
         assert summary.errors == len(BAD)
         catalogs.append((catalog_bytes(out / "catalog"), errors))
@@ -103,8 +105,8 @@ import pidof
 from stacsync.pipeline.workers import ExtractorPool
 
 if __name__ == "__main__":
-    pool = ExtractorPool(2, extract=pidof.worker_pid)
-    print(pool.extract("any"), flush=True)
+    pool = ExtractorPool(2)
+    print(pool.map(pidof.worker_pid, [None, None])[0], flush=True)
     time.sleep(120)
 """
 
@@ -116,7 +118,7 @@ def test_workers_end_when_their_pass_is_killed(tmp_path: Path) -> None:
     import time
 
     (tmp_path / "pidof.py").write_text(
-        "import os\n\ndef worker_pid(path, **options):\n    return os.getpid()\n"
+        "import os\n\ndef worker_pid(job):\n    return os.getpid()\n"
     )
     script = tmp_path / "killed_pass.py"
     script.write_text(KILLED_PASS.format(here=str(tmp_path)))
@@ -144,14 +146,11 @@ def test_a_worker_killed_mid_batch_loses_nothing(copy_testdata, tmp_path, monkey
 
     class KillingPool(ExtractorPool):
         def __init__(self, workers: int):
-            super().__init__(workers, extract=sigkilled_once)
+            super().__init__(workers, task=sigkilled_once)
 
     monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", KillingPool)
     monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
-    settings = quick_settings(src, tmp_path / "catalog", tmp_path / "db.sqlite")
-    settings = settings.__class__(**{**settings.__dict__, "workers": 2})
-    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
-        summary = SyncPass(settings, db).run()
+    summary, _errors = _build(src, tmp_path / "out")
     assert (src / "kill-me.killed").exists()  # the worker did die on it
     assert summary.added == len(GOOD) + 1 and summary.errors == 0
     assert summary.items_written == len(GOOD) + 1
