@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client, Future, KilledWorker, as_completed
 
@@ -17,6 +18,9 @@ from stacsync.config.settings import Settings
 from stacsync.core.errors import StacsyncError
 from stacsync.pipeline.batches import examine_batch, settings_token
 from stacsync.pipeline.examine import Result, Work, file_name
+
+if TYPE_CHECKING:
+    from stacsync.catalog.item_render import Offload
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,11 @@ Task = Callable[[list[Work], Settings, str], list[Result]]
 
 class SchedulerUnavailableError(StacsyncError):
     """The Dask scheduler cannot be reached, has no workers, or was lost mid-pass."""
+
+
+def _each(chunk: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """A task: `fn` over a chunk of jobs (items to render), in order."""
+    return [fn(job) for job in chunk]
 
 
 def _given(value: object) -> object:
@@ -80,9 +89,24 @@ class DaskExtraction:
         self.scheduler = scheduler
         self.client: Client | None = None
 
-    # Items render in the coordinating process: shipping each item's inputs to the cluster
-    # and its bytes back costs more than the few milliseconds a render takes.
-    offload = None
+    @property
+    def offload(self) -> Offload | None:
+        """Items render on the cluster too, `batch_files` to a task: the coordinator writes."""
+        return self._on_cluster if self.client is not None else None
+
+    def _on_cluster(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        size = max(1, self.settings.batch_files)
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        try:
+            futures = self.client.map(  # type: ignore[union-attr]
+                _each, chunks, fn=fn, pure=False, retries=TASK_RETRIES
+            )
+            parts = self.client.gather(futures)  # type: ignore[union-attr]
+        except (KilledWorker, CancelledError, OSError) as exc:
+            # Rendering is pure and cheap: here is as good, the pass goes on.
+            log.warning("cannot render items on the Dask cluster (%s); rendering here", exc)
+            return [fn(job) for job in jobs]
+        return [result for part in parts for result in part]
 
     def __enter__(self) -> DaskExtraction:
         # Only a pass with work to do gets here: a no-change pass never needs the cluster.

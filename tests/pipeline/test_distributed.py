@@ -120,6 +120,14 @@ def test_a_cluster_builds_the_catalog_the_local_pass_builds(
         return clients[-1]
 
     monkeypatch.setattr(stacsync.pipeline.distributed, "connect", connect)
+    rendered: list[int] = []
+    on_cluster = DaskExtraction._on_cluster
+
+    def counted(self, fn, jobs):
+        rendered.append(len(jobs))
+        return on_cluster(self, fn, jobs)
+
+    monkeypatch.setattr(DaskExtraction, "_on_cluster", counted)
     local = settings_for(src, tmp_path / "local", batch_files=3)
     on_dask = settings_for(src, tmp_path / "dask", batch_files=3)  # 7 batches, 2 workers
     summaries = [rescan(local), rescan(on_dask, scheduler=cluster.scheduler_address)]
@@ -129,6 +137,7 @@ def test_a_cluster_builds_the_catalog_the_local_pass_builds(
         tmp_path / "local" / "catalog"
     )
     assert file_rows(on_dask) == file_rows(local)  # the same error messages, too
+    assert sum(rendered) == summaries[1].items_written == len(GOOD)  # items rendered there too
     assert len(clients) == 1 and clients[0].status == "closed"  # closed with the pass
 
 
