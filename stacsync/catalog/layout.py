@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import math
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from stacsync.core.ids import item_id, safe_id
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where one file goes. `item_id == ""` means it cannot be placed: `problem` says why."""
 
@@ -32,7 +33,9 @@ class Placement:
     item_id: str  # core.ids.item_id; "" when it must come from a table row that is missing
     asset_key: str  # safe_id
     datetime: str | None  # ISO 8601 UTC from the table, when the table gives one
-    properties: dict[str, Any]  # from the table row's configured columns (JSON values)
+    # From the table row's configured columns (JSON values); shared by the row's files (a pass
+    # holds a Placement per file): read it, never change it.
+    properties: dict[str, Any]
     problem: str | None  # e.g. "no row with dataset_id='000123' in metadata/missions.gpkg"
     table_key: str | None = None  # the join key as the table spells it (for unused_rows)
 
@@ -223,7 +226,7 @@ def _joined(
     when = None
     if row.datetime is not None:
         try:
-            when = to_utc_iso(row.datetime, config.datetime_format)
+            when = _row_iso(row.datetime, config.datetime_format)
         except ValueError as exc:
             problems.append(f"{config.datetime} of row {row.key!r} in {table.label}: {exc}")
     return _placement(
@@ -233,9 +236,15 @@ def _joined(
         asset_key,
         problem="; ".join(problems) or None,
         when=when,
-        properties=dict(row.properties),  # a copy: rows are shared by their files
+        properties=row.properties,
         key=row.key,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_iso(value: Any, datetime_format: str | None) -> str:
+    """The row's datetime in ISO 8601 UTC: one string for all the files of its item."""
+    return to_utc_iso(value, datetime_format)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Every id that becomes part of an output path passes through `safe_id` (item ids 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -19,6 +20,9 @@ _UNSEARCHABLE = re.compile(r"[^a-z0-9_-]+")
 ITEM_ID_SCHEMES = ("searchable", "keep-case")
 
 
+# Ids are made per file, and a pass holds them for every file: the seven files of a mission
+# share one item id and a handful of asset keys, so equal ids are one string, made once.
+@functools.lru_cache(maxsize=1024)
 def safe_id(raw: str) -> str:
     """Return a non-empty id of [A-Za-z0-9._-] that cannot be `.`/`..` nor escape a folder.
 
@@ -47,6 +51,7 @@ def _hashed_if(text: str, raw: str, lossy: bool, trim: str) -> str:
     return f"{text[: MAX_ID_LENGTH - 9].rstrip(trim)}-{digest}"
 
 
+@functools.lru_cache(maxsize=1024)
 def item_id(raw: str, scheme: str = "searchable") -> str:
     """The item id of `raw` (the `item` group of a match) under a `catalog.item_ids` scheme.
 
