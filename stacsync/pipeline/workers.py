@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -29,6 +29,7 @@ WATCH_SECONDS = 1.0  # how soon a worker notices that its pass was killed
 BATCH_FILES = 16
 BATCHES_AHEAD = 4  # per worker, queued at once
 Task = Callable[[list[Work], Settings, str], list[Result]]
+Sent = tuple[Future, ProcessPoolExecutor | None]
 _PRELOAD = [
     "stacsync.pipeline.batches",
     "stacsync.extract.raster",
@@ -58,7 +59,7 @@ class ExtractorPool:
         """One Result per Work, in the order of `work`, at most a few batches ahead of it."""
         token = settings_token(settings)
         batches = iter([work[i : i + BATCH_FILES] for i in range(0, len(work), BATCH_FILES)])
-        queue: deque[tuple[list[Work], Future]] = deque()
+        queue: deque[tuple[list[Work], Sent]] = deque()
         while True:
             # Enough in flight that no worker waits; no more, so memory stays bounded.
             while len(queue) < self.workers * BATCHES_AHEAD:
@@ -68,34 +69,35 @@ class ExtractorPool:
                 queue.append((batch, self._submit(batch, settings, token)))
             if not queue:
                 return
-            batch, future = queue.popleft()
+            batch, (future, pool) = queue.popleft()
             try:
                 results = future.result()
                 self._worked = True
-            except BrokenProcessPool:
-                self._discard(future)
+            except (BrokenProcessPool, CancelledError):  # cancelled: by its broken pool
+                self._discard(pool)
                 results = [r for w in batch for r in self._alone(w, settings, token)]
                 queue = deque((b, self._submit(b, settings, token)) for b, _ in queue)
             yield from results
 
-    def _submit(self, batch: list[Work], settings: Settings, token: str) -> Future:
+    def _submit(self, batch: list[Work], settings: Settings, token: str) -> Sent:
+        """The batch's future and the pool it went to (None: examined here, already done)."""
         pool = self._current()
         if pool is None:
-            return _done(examine_batch(batch, settings, token))
+            return _done(examine_batch(batch, settings, token)), None
         try:
-            return pool.submit(self._task, batch, settings, token)
+            return pool.submit(self._task, batch, settings, token), pool
         except BrokenProcessPool as exc:  # broken since it was handed out: fail like a task
             failed: Future = Future()
             failed.set_exception(exc)
-            return failed
+            return failed, pool
 
     def _alone(self, work: Work, settings: Settings, token: str) -> list[Result]:
         """A file of a batch whose worker died, in a task of its own."""
-        future = self._submit([work], settings, token)
+        future, pool = self._submit([work], settings, token)
         try:
             return future.result()
-        except BrokenProcessPool:
-            self._discard(future)
+        except (BrokenProcessPool, CancelledError):
+            self._discard(pool)
         if not self._workers_run():
             return examine_batch([work], settings, token)
         name = file_name(work.entry.path)
@@ -167,12 +169,12 @@ class ExtractorPool:
         self._worked = True
         return True
 
-    def _discard(self, broken: Future | ProcessPoolExecutor) -> None:
-        """Drop the current pool (a fresh one starts on the next submit) once it broke."""
+    def _discard(self, pool: ProcessPoolExecutor | None) -> None:
+        """Drop `pool` once it broke (a fresh one starts on the next submit); never another,
+        younger pool that work was already sent to."""
+        if pool is None:
+            return
         with self._lock:
-            pool = self._pool if isinstance(broken, Future) else broken
-            if pool is None:
-                return
             if self._pool is pool:
                 self._pool = None
                 log.warning("an extraction worker died; starting a fresh one")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from helpers import BAD, GOOD, age, catalog_bytes
 
 import stacsync.pipeline.examine
+import stacsync.pipeline.sync
 import stacsync.pipeline.workers
 from stacsync.config.load import quick_settings
 from stacsync.core.ids import item_id
@@ -187,3 +190,53 @@ def test_an_item_that_cannot_be_rendered_costs_only_itself(copy_testdata, tmp_pa
     with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
         again = SyncPass(settings, db).run()
     assert (again.items_written, again.render_errors) == (1, 0)
+
+
+def slow_batch(batch: list[Work], settings, token: str) -> list[Result]:
+    """Takes its time, so that batches still wait on the pool when something kills it."""
+    time.sleep(0.3)
+    return examine_batch(batch, settings, token)
+
+
+def sigkill_if_worker(parent: int) -> None:
+    """Kills the worker process it runs in (never the pass itself, where a fallback runs it)."""
+    if os.getpid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_while_rendering_breaks_only_its_own_pool(
+    copy_testdata, tmp_path, monkeypatch
+):
+    """Batches still queued on the dead pool are sent again; the fresh pool that work has
+    already gone to is kept (discarding it would cancel that work)."""
+    src = copy_testdata(*GOOD, dest=tmp_path / "drone")
+    age(src)
+    maps: list[int] = []
+
+    class RenderKillingPool(ExtractorPool):
+        def __init__(self, workers: int):
+            super().__init__(workers, task=slow_batch)
+
+        def map(self, fn, jobs):
+            maps.append(len(jobs))
+            if len(maps) == 1:  # the first render, while extraction batches wait on the pool
+                assert super().map(sigkill_if_worker, [os.getpid()] * 2) == [None, None]
+            return super().map(fn, jobs)
+
+    pools: list[object] = []
+
+    class CountedExecutor(ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(stacsync.pipeline.workers, "ProcessPoolExecutor", CountedExecutor)
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", RenderKillingPool)
+    monkeypatch.setattr(stacsync.pipeline.workers, "BATCH_FILES", 2)
+    monkeypatch.setattr(stacsync.pipeline.sync, "COMMIT_BATCH", 4)
+    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+    summary, errors = _build(src, tmp_path / "out")
+    assert len(maps) > 1  # rendering went on after the first, fatal one
+    assert (summary.added, summary.items_written, errors) == (len(GOOD), len(GOOD), {})
+    assert summary.render_errors == 0
+    assert len(pools) == 2  # the one killed, and the one the render started: never a third
