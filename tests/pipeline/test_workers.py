@@ -49,17 +49,23 @@ def _build(src: Path, out: Path, workers: int = 2) -> tuple[object, dict[str, st
     return summary, errors
 
 
+def _pools_run(task, monkeypatch) -> None:
+    """Builds of a few files use worker processes, which run `task` for each batch."""
+
+    class PoolWithTask(ExtractorPool):
+        def __init__(self, workers: int):
+            super().__init__(workers, task=task)
+
+    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", PoolWithTask)
+    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+
+
 def test_a_reader_crash_costs_only_its_file(copy_testdata, tmp_path, monkeypatch) -> None:
     src = copy_testdata(*GOOD[:6], dest=tmp_path / "drone")
     (src / "crash.tif").write_bytes((src / GOOD[0]).read_bytes())
     age(src)
 
-    class CrashingPool(ExtractorPool):
-        def __init__(self, workers: int):
-            super().__init__(workers, task=crash_on_marked_files)
-
-    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", CrashingPool)
-    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+    _pools_run(crash_on_marked_files, monkeypatch)
     summary, errors = _build(src, tmp_path / "out")
     assert summary.added == 7 and summary.items_written == 6
     assert list(errors) == ["crash.tif"]
@@ -147,12 +153,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(copy_testdata, tmp_path, monkey
     (src / "kill-me.tif").write_bytes((src / "elev.tif").read_bytes())
     age(src)
 
-    class KillingPool(ExtractorPool):
-        def __init__(self, workers: int):
-            super().__init__(workers, task=sigkilled_once)
-
-    monkeypatch.setattr(stacsync.pipeline.workers, "ExtractorPool", KillingPool)
-    monkeypatch.setattr(stacsync.pipeline.examine, "MIN_PROCESS_FILES", 2)
+    _pools_run(sigkilled_once, monkeypatch)
     summary, _errors = _build(src, tmp_path / "out")
     assert (src / "kill-me.killed").exists()  # the worker did die on it
     assert summary.added == len(GOOD) + 1 and summary.errors == 0
