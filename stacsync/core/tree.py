@@ -29,10 +29,53 @@ def entry_line(folder: str, entry: os.DirEntry) -> str | None:
     return f"{name}\0{stat.S_IFMT(st.st_mode)}\0{st.st_size}\0{st.st_mtime_ns}\0"
 
 
-def digest(lines: list[str]) -> str:
-    """The digest of a tree's lines, whatever order they were walked in."""
-    # surrogateescape: names that are not UTF-8 count as the bytes they are.
-    return hashlib.sha256("".join(sorted(lines)).encode("utf-8", "surrogateescape")).hexdigest()
+class TreeDigest:
+    """A tree's digest built folder by folder, whatever order the folders come in.
+
+    Each folder is hashed alone (its lines sorted) and the tree's digest is over the sorted
+    (folder, folder digest) records, so a walk holds one folder's entries at a time: a walk
+    of 100,000 files keeps ~100 bytes per folder, not a stat per file.
+    """
+
+    __slots__ = ("_records", "_seen", "_walked", "entries")
+
+    def __init__(self) -> None:
+        self.entries = 0  # lines: every name in every folder added
+        self._records: list[str] = []
+        self._walked: set[str] = set()
+        self._seen: set[str] = set()  # subfolders named by the folders added
+
+    def add(self, folder: str, entries: list[os.DirEntry]) -> list[str] | None:
+        """Hash one listed folder; its subfolders' paths, or None for a symbolic link in it.
+
+        OSError when an entry nobody stat-ed yet is gone.
+        """
+        lines = []
+        subfolders = []
+        for entry in entries:
+            line = entry_line(folder, entry)
+            if line is None:
+                return None
+            lines.append(line)
+            if line.endswith("\0d\0"):
+                subfolders.append(line[:-3])
+        lines.sort()
+        # surrogateescape: names that are not UTF-8 count as the bytes they are.
+        inner = hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+        # A name holds no NUL, so "folder NUL 64 hex digits newline" records cannot run together.
+        self._records.append(f"{folder}\0{inner}\n")
+        self.entries += len(lines)
+        self._walked.add(folder)
+        self._seen.update(subfolders)
+        return subfolders
+
+    def hexdigest(self) -> str:
+        joined = "".join(sorted(self._records))
+        return hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def unwalked(self) -> tuple[str, ...]:
+        """Folders some added folder holds that were not added themselves, sorted."""
+        return tuple(sorted(self._seen - self._walked))
 
 
 # What the last `walk` listed, by folder path: a pass that follows in this process (when the
@@ -48,27 +91,22 @@ def walk(root: str, unwalked: frozenset[str]) -> tuple[int, str] | None:
     `os.stat` does: this is the floor of any pass.
     """
     _walked.clear()
-    lines: list[str] = []
+    found = TreeDigest()
     pending = [""]
     while pending:
         folder = pending.pop()
         path = os.path.join(root, folder) if folder else root
         try:
-            with os.scandir(path) as found:
-                entries = list(found)
+            with os.scandir(path) as listed:
+                entries = list(listed)
+            subfolders = found.add(folder, entries)
         except OSError:
             return None
+        if subfolders is None:
+            return None
         _walked[path] = entries
-        for entry in entries:
-            line = entry_line(folder, entry)
-            if line is None:
-                return None
-            lines.append(line)
-            if line.endswith("\0d\0"):
-                name = line[:-3]
-                if name not in unwalked:
-                    pending.append(name)
-    return len(lines), digest(lines)
+        pending.extend(name for name in subfolders if name not in unwalked)
+    return found.entries, found.hexdigest()
 
 
 def forget_walk() -> None:
@@ -77,28 +115,47 @@ def forget_walk() -> None:
 
 
 class Recorder:
-    """An `os.scandir` that keeps what a walk listed, for `lines()` once the walk is over.
+    """An `os.scandir` that digests what a walk listed, for the witness of its pass.
 
     Given to a `LocalSource`, it sees the very entries (and stats) the pass's listing used.
-    A folder the last `walk` listed in this process is served from it, once: that walk was
-    the listing's first moments, not a second look at the tree.
+    A folder is digested when the next is listed (the walk has stat-ed its files by then) and
+    its entries dropped. A folder the last `walk` listed in this process is served from it,
+    once: that walk was the listing's first moments, not a second look at the tree.
     """
 
     def __init__(self, root: str):
         self.root = root.rstrip("/") or "/"
-        self.listed: list[tuple[str, list[os.DirEntry]]] = []
+        self._digest = TreeDigest()
+        self._pending: tuple[str, list[os.DirEntry]] | None = None
+        self._broken: OSError | None = None
+        self._link = False
 
     def scandir(self, path: str) -> _Listing:
         """Used as `with recorder.scandir(path) as it:`, like `os.scandir`."""
         return _Listing(self, path)
 
     def _list(self, path: str) -> Iterator[os.DirEntry]:
+        self._settle()
         entries = _walked.pop(str(path), None)
         if entries is None:
             with os.scandir(path) as found:
                 entries = list(found)
-        self.listed.append((self._relative(path), entries))
+        self._pending = (self._relative(path), entries)
         return iter(entries)
+
+    def _settle(self) -> None:
+        """Digest the folder listed last; a failure is kept for `result`, never raised here
+        (this runs inside the pass's walk)."""
+        if self._pending is None:
+            return
+        folder, entries = self._pending
+        self._pending = None
+        if self._broken is not None or self._link:
+            return
+        try:
+            self._link = self._digest.add(folder, entries) is None
+        except OSError as exc:
+            self._broken = exc
 
     def _relative(self, path: str) -> str:
         path = str(path)
@@ -106,19 +163,15 @@ class Recorder:
             return ""
         return path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
 
-    def lines(self) -> tuple[list[str], set[str]] | None:
-        """(lines, folders walked) of what was listed; None with a link in it.
+    def result(self) -> TreeDigest | None:
+        """The digest of what was listed; None with a link in it.
 
         OSError when an entry is gone since (only entries nobody stat-ed are stat-ed now).
         """
-        lines: list[str] = []
-        for folder, entries in self.listed:
-            for entry in entries:
-                line = entry_line(folder, entry)
-                if line is None:
-                    return None
-                lines.append(line)
-        return lines, {folder for folder, _ in self.listed}
+        self._settle()
+        if self._broken is not None:
+            raise self._broken
+        return None if self._link else self._digest
 
 
 class _Listing:

@@ -189,9 +189,9 @@ def _build(
         code=before.code,
         manifest_path=str(s.manifest_path),
         source_root=recorder.root,
-        tree_entries=len(seen[0]),
-        tree_sha256=tree.digest(seen[0]),
-        unwalked=seen[1],
+        tree_entries=seen.entries,
+        tree_sha256=seen.hexdigest(),
+        unwalked=seen.unwalked(),
         newest_mtime_ns=max((e.mtime_ns for e in listing.entries.values()), default=0),
         settle_ns=int(s.settle_seconds * 1e9),
         side_files=side_files,
@@ -203,17 +203,15 @@ def _build(
     )
 
 
-def _tree(recorder: tree.Recorder) -> tuple[list[str], tuple[str, ...]]:
-    """The lines of what the pass's walk listed, and the folders it saw but did not walk."""
+def _tree(recorder: tree.Recorder) -> tree.TreeDigest:
+    """The digest of what the pass's walk listed, and the folders it saw but did not walk."""
     try:
-        found = recorder.lines()
+        found = recorder.result()
     except OSError as exc:
         raise _NoWitness(f"the source changed during the pass ({exc})") from None
     if found is None:
         raise _NoWitness("a symbolic link in the source")
-    lines, walked = found
-    folders = {line[:-3] for line in lines if line.endswith("\0d\0")}
-    return lines, tuple(sorted(folders - walked))
+    return found
 
 
 def _refuse_settings(full: SyncPass) -> None:

@@ -22,7 +22,7 @@ def _make(root: Path) -> Path:
     return root
 
 
-def _recorded(root: Path, prune: tuple[Path, ...] = ()) -> tuple[list[str], set[str]]:
+def _recorded(root: Path, prune: tuple[Path, ...] = ()) -> tree.TreeDigest:
     """What a pass's own walk (LocalSource) listed, as the witness records it."""
     recorder = tree.Recorder(str(root))
     source = LocalSource(
@@ -30,18 +30,18 @@ def _recorded(root: Path, prune: tuple[Path, ...] = ()) -> tuple[list[str], set[
     )
     listing = source.list()
     assert not listing.problems
-    found = recorder.lines()
+    found = recorder.result()
     assert found is not None
     return found
 
 
 def test_the_fast_walk_sees_what_the_pass_walk_listed(tmp_path: Path):
     root = _make(tmp_path / "src")
-    lines, walked = _recorded(root, prune=(root / "catalog",))
-    assert walked == {"", "a", "a/b"}
+    found = _recorded(root, prune=(root / "catalog",))
+    assert found.unwalked() == ("catalog",)
     # Every name in walked folders (listed by the rules or not), the pruned one not entered.
-    assert tree.walk(str(root), frozenset({"catalog"})) == (len(lines), tree.digest(lines))
-    assert len(lines) == 7
+    assert tree.walk(str(root), frozenset({"catalog"})) == (found.entries, found.hexdigest())
+    assert found.entries == 7
 
 
 @pytest.mark.parametrize(
@@ -76,8 +76,8 @@ def test_a_pass_right_after_a_walk_lists_what_it_walked(tmp_path: Path):
         scandir=recorder.scandir,
     ).list()
     assert "a/one.tif" in listing.entries
-    lines, _ = recorder.lines()
-    assert (len(lines), tree.digest(lines)) == walked
+    found = recorder.result()
+    assert (found.entries, found.hexdigest()) == walked
     # Served once: the next listing walks the tree again.
     again = LocalSource(root, include=lambda p: p.endswith(".tif"), prune=(root / "catalog",))
     assert "a/one.tif" not in again.list().entries
@@ -95,9 +95,39 @@ def test_what_is_not_walked_may_change(tmp_path: Path):
     assert tree.walk(str(root), frozenset({"catalog"})) == before
 
 
-def test_the_digest_does_not_depend_on_walk_order():
-    lines = ["a\0d\0", "a/x\x0032768\x001\x002\0", "b\x0032768\x003\x004\0"]
-    assert tree.digest(lines) == tree.digest(list(reversed(lines)))
+def test_the_digest_does_not_depend_on_walk_order(tmp_path: Path):
+    root = _make(tmp_path / "src")
+    listed = {}
+    for folder in ("", "a", "a/b", "catalog"):
+        with os.scandir(root / folder) as it:
+            listed[folder] = list(it)
+    forward, backward = tree.TreeDigest(), tree.TreeDigest()
+    for folder in listed:
+        forward.add(folder, listed[folder])
+    for folder in reversed(listed):
+        backward.add(folder, list(reversed(listed[folder])))
+    assert forward.hexdigest() == backward.hexdigest()
+    assert forward.hexdigest() == tree.walk(str(root), frozenset())[1]
+
+
+def test_names_cannot_shift_between_folders(tmp_path: Path):
+    """Folder "a" holding "b/c"-like names is no tree with the same lines split otherwise."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    (one / "x").mkdir(parents=True)
+    (one / "x" / "y").write_bytes(b"1")
+    (two / "x").mkdir(parents=True)
+    (two / "x" / "y").mkdir()
+    assert tree.walk(str(one), frozenset())[1] != tree.walk(str(two), frozenset())[1]
+
+
+def test_a_recorder_keeps_no_entry_of_a_folder_once_the_next_is_listed(tmp_path: Path):
+    root = _make(tmp_path / "src")
+    recorder = tree.Recorder(str(root))
+    LocalSource(root, include=lambda p: True, scandir=recorder.scandir).list()
+    # Only the last folder listed is still held, and digesting it drops it.
+    assert recorder._pending is not None
+    assert recorder.result() is not None
+    assert recorder._pending is None
 
 
 def test_a_symbolic_link_makes_a_tree_incomparable(tmp_path: Path):
@@ -106,7 +136,7 @@ def test_a_symbolic_link_makes_a_tree_incomparable(tmp_path: Path):
     assert tree.walk(str(root), frozenset()) is None
     recorder = tree.Recorder(str(root))
     LocalSource(root, include=lambda p: True, scandir=recorder.scandir).list()
-    assert recorder.lines() is None
+    assert recorder.result() is None
 
 
 def test_a_folder_that_cannot_be_read_makes_a_tree_incomparable(tmp_path: Path):
