@@ -77,13 +77,50 @@ def owner_links(listed: Listed, tree: list[Page], links: Links) -> list[pystac.L
     return _listing_links(listed, tree[0], links)
 
 
-def render_pages(listed: Listed, tree: list[Page], links: Links) -> dict[str, dict[str, Any]]:
-    """Every page below the owner, as STAC Catalog dicts by root-relative path."""
+def render_pages(
+    listed: Listed,
+    tree: list[Page],
+    links: Links,
+    code: str = "",
+    kept: Callable[[str, str], bool] = lambda path, inputs: False,
+) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """Every page below the owner by root-relative path: (its inputs, its STAC Catalog dict),
+    the dict None for a page `kept(path, inputs)` says is on disk as those inputs make it.
+
+    `code` names the code that renders (an upgrade re-renders every page once).
+    """
     parents = {child: page.prefix for page in tree for child in page.pages}
-    return {
-        page_path(listed.owner_path, page.prefix): _render_page(listed, page, parents, links)
-        for page in tree[1:]
-    }
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for page in tree[1:]:
+        path = page_path(listed.owner_path, page.prefix)
+        inputs = page_inputs(listed, page, parents[page.prefix], links, code)
+        doc = None if kept(path, inputs) else _render_page(listed, page, parents, links)
+        out[path] = (inputs, doc)
+    return out
+
+
+def page_inputs(listed: Listed, page: Page, parent: str, links: Links, code: str) -> str:
+    """A digest of everything a page's bytes are made from: equal inputs, equal bytes.
+
+    Hashing these is ~50x cheaper than building the page, and a collection of 10,000 items
+    has ~700 pages of which a pass that touches one item changes at most a few.
+    """
+    made_of = (
+        code,
+        pystac.__version__,
+        listed.owner_path,
+        listed.owner_id,
+        listed.owner_title,
+        listed.catalog_title,
+        listed.rel,
+        listed.media_type,
+        listed.noun,
+        links.public_url,
+        page,
+        parent,
+        [(listed.target(i), listed.title(i)) for i in page.ids],
+    )
+    return hashlib.sha256(repr(made_of).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _render_page(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 # items, collections, index and model build through pystac: they are imported where something
 # renders, so that a pass with nothing to render never loads pystac (tens of ms at start-up).
 from stacsync.catalog import summaries
+from stacsync.catalog.aggregates import collection_input, stored_digests
 from stacsync.catalog.hrefs import alternate_hrefs, rewrite_href
 from stacsync.catalog.item_thumbnails import ItemThumbnails
 from stacsync.catalog.links import (
@@ -74,6 +75,7 @@ class Renderer:
         self.collections = {c.id: c for c in settings.collections}
         self._rendered_early = False  # render_ready changed the disk
         self._failed: set[tuple[str, str]] = set()  # tried once this pass: next pass again
+        self._code = ""  # the code stamp pages are rendered under, read once they are
         self.thumbnails = ItemThumbnails(settings, manifest, output, source)
 
     def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
@@ -280,15 +282,22 @@ class Renderer:
         self._drop_unconfigured_collections()
 
     def _publish_pages(self, listed: Any, tree: list[Any]) -> None:
-        """Write the owner's pages whose bytes changed; remove the pages it no longer has."""
+        """Write the owner's pages whose inputs or bytes changed; remove those it no longer has."""
         from stacsync.catalog.model import dumps
         from stacsync.catalog.pages import render_pages
+        from stacsync.manifest.witness import code_stamp
 
-        pages = render_pages(listed, tree, self.links)
-        self._publish_all({path: dumps(doc) for path, doc in pages.items()})
-        folder = pages_folder(listed.owner_path)
-        for path in self.db.written_paths():
-            if path.startswith(folder) and path not in pages:
+        stored = self.db.written_inputs(pages_folder(listed.owner_path))
+
+        def kept(path: str, inputs: str) -> bool:
+            return stored.get(path) == inputs and self.output.exists(path)
+
+        self._code = self._code or code_stamp()
+        pages = render_pages(listed, tree, self.links, self._code, kept)
+        rendered = {path: dumps(doc) for path, (_, doc) in pages.items() if doc is not None}
+        self._publish_all(rendered, {path: pages[path][0] for path in rendered})
+        for path in stored:
+            if path not in pages:
                 self.output.delete(path)
                 with self.db.transaction():
                     self.db.set_written_hash(path, None)
@@ -340,19 +349,26 @@ class Renderer:
         """Write a non-item catalog file if its bytes changed or it is missing."""
         return bool(self._publish_all({relpath: data}))
 
-    def _publish_all(self, files: dict[str, bytes]) -> int:
-        """`_publish` for many files (a collection's pages): made durable and recorded together."""
-        changed = {}
+    def _publish_all(self, files: dict[str, bytes], inputs: dict[str, str] | None = None) -> int:
+        """`_publish` for many files (a collection's pages): made durable and recorded together,
+        each with its inputs when given (a page written as they make it need not be rendered)."""
+        inputs = inputs or {}
+        changed, same = {}, {}
         for relpath, data in files.items():
             digest = sha256_hex(data)
             if digest != self.db.written_hash(relpath) or not self.output.exists(relpath):
                 changed[relpath] = digest
+            elif relpath in inputs:
+                same[relpath] = digest  # the bytes on disk, from inputs not yet recorded
+        with self.db.transaction():
+            for relpath, digest in same.items():
+                self.db.set_written_hash(relpath, digest, inputs[relpath])
         if not changed:
             return 0
         with self.db.transaction(), self.output.batch():
             for relpath, digest in changed.items():
                 self.output.write(relpath, files[relpath])
-                self.db.set_written_hash(relpath, digest)
+                self.db.set_written_hash(relpath, digest, inputs.get(relpath))
         return len(changed)
 
     def _render_index(self, force: bool) -> bool:
@@ -420,37 +436,6 @@ class Renderer:
 
         href = self.links.href(INDEX_PATH, item_path(item["collection"], item["id"]))
         return index.index_feature(item, href)
-
-
-def collection_input(settings: Settings, db: Manifest, cid: str, items_summary: Any) -> Any:
-    """What the collection `cid` is rendered from: its config, the manifest's aggregates."""
-    from stacsync.catalog.collections import CollectionInput
-
-    collection = next(c for c in settings.collections if c.id == cid)
-    extent = db.collection_extent(cid)
-    return CollectionInput(
-        id=cid,
-        title=collection.title,
-        description=collection.description,
-        license=collection.license,
-        keywords=collection.keywords,
-        providers=collection.providers,
-        bbox=extent["bbox"],
-        start=extent["start"],
-        end=extent["end"],
-        item_ids=db.collection_item_ids(cid),
-        items_summary=items_summary,
-        asset_titles=collection.asset_titles,
-        license_url=collection.license_url,
-        catalog_title=settings.catalog_title or settings.catalog_id,
-    )
-
-
-def stored_digests(db: Manifest, cid: str) -> Iterator[dict[str, Any]]:
-    """The collection's item digests, parsed one at a time as a summary consumes them; an item
-    rendered before digests were stored is digested from its JSON."""
-    for digest, text in db.collection_item_digests(cid):
-        yield json.loads(digest) if digest else summaries.summary_digest(json.loads(text))
 
 
 class _HashingWriter:

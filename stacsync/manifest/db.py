@@ -279,18 +279,28 @@ class Manifest:
         row = self.conn.execute("SELECT hash FROM written WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
-    def set_written_hash(self, path: str, digest: str | None) -> None:
+    def set_written_hash(self, path: str, digest: str | None, inputs: str | None = None) -> None:
+        """Record a file's bytes (and, for a page, what it was made from); None: it is gone."""
         if digest is None:
             self.conn.execute("DELETE FROM written WHERE path = ?", (path,))
         else:
             self.conn.execute(
-                "INSERT INTO written (path, hash) VALUES (?, ?)"
-                " ON CONFLICT(path) DO UPDATE SET hash = excluded.hash",
-                (path, digest),
+                "INSERT INTO written (path, hash, inputs) VALUES (?, ?, ?)"
+                " ON CONFLICT(path) DO UPDATE SET hash = excluded.hash, inputs = excluded.inputs",
+                (path, digest, inputs),
             )
 
     def written_paths(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT path FROM written ORDER BY 1")]
+
+    def written_inputs(self, folder: str) -> dict[str, str | None]:
+        """Path → recorded inputs of every written file under `folder` (ending in "/")."""
+        # A range, not LIKE: "_" and "%" are ordinary characters in a collection id.
+        rows = self.conn.execute(
+            "SELECT path, inputs FROM written WHERE path >= ? AND path < ?",
+            (folder, folder[:-1] + chr(ord(folder[-1]) + 1)),
+        )
+        return dict(rows.fetchall())
 
     def last_pass_unfinished(self) -> bool:
         """True when the previous pass started but never finished (a crash or a kill)."""

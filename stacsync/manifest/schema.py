@@ -156,6 +156,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "page inputs",
+        # A digest of what a page of links was rendered from (`catalog.pages.page_inputs`):
+        # a pass re-renders only the pages whose inputs changed. NULL for every other file.
+        "ALTER TABLE written ADD COLUMN inputs TEXT;",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

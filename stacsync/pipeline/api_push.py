@@ -275,10 +275,10 @@ class ApiPusher:
 
     def collection_doc(self, cid: str) -> dict[str, Any]:
         """The collection as the static catalog renders it, extent included, without links."""
+        from stacsync.catalog.aggregates import collection_input
         from stacsync.catalog.collections import render_collection
         from stacsync.catalog.model import dumps
         from stacsync.catalog.pages import page_tree
-        from stacsync.catalog.render import collection_input
 
         c = collection_input(self.settings, self.db, cid, self._items_summary(cid))
         doc = render_collection(c, self.links, page_tree(c.item_ids))
@@ -290,6 +290,6 @@ class ApiPusher:
         cached = self.db.state.collection_summaries(cid)
         if cached is not None:
             return summaries.ItemsSummary(**json.loads(cached))
-        from stacsync.catalog.render import stored_digests
+        from stacsync.catalog.aggregates import stored_digests
 
         return summaries.summarise_items(stored_digests(self.db, cid))

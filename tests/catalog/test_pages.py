@@ -17,6 +17,7 @@ import pystac
 import pytest
 from helpers import age, validate_catalog
 
+from stacsync.catalog import pages as pages_module
 from stacsync.catalog.links import Links
 from stacsync.catalog.pages import PAGE_LINKS, Listed, page_tree, render_pages
 from stacsync.check.catalog import check_catalog
@@ -84,7 +85,7 @@ def _listed() -> Listed:
 
 def test_pages_are_catalogs_with_titled_links_back_up():
     tree = page_tree(_ids(300))
-    pages = render_pages(_listed(), tree, Links(None))
+    pages = {path: doc for path, (_, doc) in render_pages(_listed(), tree, Links(None)).items()}
     assert len(pages) == len(tree) - 1
     for path, doc in pages.items():
         assert path.startswith("c/_pages/") and path.endswith("/catalog.json")
@@ -94,7 +95,12 @@ def test_pages_are_catalogs_with_titled_links_back_up():
         prefix = path.split("/")[2]
         up = posixpath.normpath(posixpath.join(posixpath.dirname(path), parent["href"]))
         assert up == (f"c/_pages/{prefix[:-1]}/catalog.json" if prefix[1:] else "c/collection.json")
-    public = render_pages(_listed(), tree, Links("http://127.0.0.1:8123/stac"))
+    public = {
+        path: doc
+        for path, (_, doc) in render_pages(
+            _listed(), tree, Links("http://127.0.0.1:8123/stac")
+        ).items()
+    }
     for path, doc in public.items():
         (own,) = [ln for ln in doc["links"] if ln["rel"] == "self"]
         assert own["href"] == f"http://127.0.0.1:8123/stac/{path}"
@@ -150,6 +156,58 @@ def test_a_big_collection_is_paged_and_shrinks_back(testdata: Path, tmp_path: Pa
     with Manifest.open_reader(db) as manifest:
         assert not [p for p in manifest.written_paths() if "_pages" in p]
     assert _crawl(out) == {f"plot_{i:03d}-tif" for i in range(10)}
+    assert check_catalog(out).ok
+
+
+def test_a_pass_renders_only_the_pages_whose_inputs_changed(
+    testdata: Path, tmp_path: Path, monkeypatch
+):
+    src = _tree(tmp_path, testdata, 40)
+    out, db = tmp_path / "out", tmp_path / "m.db"
+    rescan(source=src, output=out, manifest=db)
+    rendered: list[str] = []
+    real = pages_module._render_page
+    monkeypatch.setattr(
+        pages_module,
+        "_render_page",
+        lambda listed, page, *a: rendered.append(page.prefix) or real(listed, page, *a),
+    )
+
+    def pass_after(change) -> set[str]:
+        rendered.clear()
+        change()
+        age(src)
+        summary = rescan(source=src, output=out, manifest=db)
+        assert summary.errors == 0 and summary.items_written >= 1
+        return set(rendered)
+
+    def new_bytes(name: str) -> None:
+        shutil.copyfile(testdata / "elev.tif", src / name)
+
+    # An item's bytes change, its collection is rendered again, its pages are not: no id moved.
+    assert pass_after(lambda: new_bytes("Plot_007.tif")) == set()
+
+    # One more item: only the pages on its way, whose ids or counts changed.
+    old = {p.prefix: p for p in page_tree(f"plot_{i:03d}-tif" for i in range(40))}
+    new = page_tree(f"plot_{i:03d}-tif" for i in range(41))
+    on_its_way = {p.prefix for p in new[1:] if old.get(p.prefix) != p}
+    assert on_its_way and len(on_its_way) < len(new) - 1
+    assert pass_after(lambda: new_bytes("Plot_040.tif")) == on_its_way
+
+    # A page removed by hand is made again by the next pass that renders the collection.
+    gone = sorted(_page_files(out))[0]
+    (out / gone).unlink()
+    assert len(pass_after(lambda: new_bytes("Plot_008.tif"))) == 1
+    assert (out / gone).is_file()
+
+    # Inputs not recorded (a manifest from before they were): every page rendered once, none
+    # written (same bytes), then none rendered again.
+    with Manifest.open_writer(db) as manifest, manifest.transaction():
+        manifest.conn.execute("UPDATE written SET inputs = NULL")
+    before = {p: (out / p).stat().st_mtime_ns for p in _page_files(out)}
+    assert len(pass_after(lambda: new_bytes("Plot_009.tif"))) == len(new) - 1
+    assert {p: (out / p).stat().st_mtime_ns for p in _page_files(out)} == before
+    assert pass_after(lambda: new_bytes("Plot_010.tif")) == set()
     assert check_catalog(out).ok
 
 
