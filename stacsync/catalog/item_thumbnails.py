@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from stacsync.core.checksum import sha256_hex
 from stacsync.extract.shown import show_rank
+from stacsync.manifest.db import NO_THUMBNAIL
 
 if TYPE_CHECKING:
     from stacsync.config.settings import Settings
@@ -49,18 +50,20 @@ class ItemThumbnails:
         if not ranked:
             return None
         hashes = self.db.thumbnail_hashes(path for _, _, path in ranked)
-        first = ranked[0][2]
-        if first not in hashes and self.settings.read_overviews:
-            # A pass draws only the thumbnail an item can show (pipeline.thumbnails); when
-            # that raster went away or failed, the next in line was never drawn: draw it now.
-            drawn = self._draw(first)
-            if drawn is not None:
-                hashes[first] = drawn
-        shown = [path for _, _, path in ranked if path in hashes]
-        return (shown[0], hashes[shown[0]]) if shown else None
+        for _, _, path in ranked:
+            digest = hashes.get(path)
+            if digest is None and self.settings.read_overviews:
+                # A pass draws only the thumbnail an item can show (pipeline.thumbnails); when
+                # that raster went away or could not be drawn ("" kept for it), the next in
+                # line was never drawn: draw it now.
+                digest = self._draw(path)
+            if digest:
+                return path, digest
+        return None
 
     def _draw(self, path: str) -> str | None:
-        """Read one raster's overview again for its thumbnail; keep it; its hash, or None."""
+        """Read one raster's overview again for its thumbnail and keep it: its hash; "" when
+        none can be drawn (kept too); None when the file cannot be read now."""
         from stacsync.extract.dispatch import extract_file, extract_stream
 
         try:
@@ -75,10 +78,8 @@ class ItemThumbnails:
         except Exception as exc:  # the file is read again next pass if it changes
             log.warning("no thumbnail for %s: %s", path, exc)
             return None
-        if meta.thumbnail is None:
-            return None
-        self.db.set_thumbnail(path, meta.thumbnail)
-        return sha256_hex(meta.thumbnail)
+        self.db.set_thumbnail(path, NO_THUMBNAIL if meta.thumbnail is None else meta.thumbnail)
+        return "" if meta.thumbnail is None else sha256_hex(meta.thumbnail)
 
     def publish(self, relpath: str, source: tuple[str, str] | None) -> None:
         """Write the item's PNG when its bytes changed or it is missing; drop it if it has none."""

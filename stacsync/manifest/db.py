@@ -21,6 +21,10 @@ from stacsync.manifest.rows import FileRow, bindable, dicts, now_iso, row_with_p
 from stacsync.manifest.schema import migrate, refuse_newer
 from stacsync.manifest.state import PassState
 
+# Kept for a raster whose thumbnail was to be drawn and could not be (its pixels do not read):
+# not drawn again until the file changes (the file's row, and this with it, is replaced).
+NO_THUMBNAIL = b""
+
 
 class Manifest:
     """The manifest database; open with `Manifest.open_writer` or `Manifest.open_reader`."""
@@ -353,18 +357,20 @@ class Manifest:
     # -- thumbnails ----------------------------------------------------------------------
 
     def set_thumbnail(self, path: str, png: bytes | None) -> None:
-        """Keep the thumbnail PNG of a known file, or drop it with None (inside a transaction)."""
+        """Keep the thumbnail PNG of a known file (NO_THUMBNAIL: one was to be drawn and could
+        not be), or drop it with None (inside a transaction)."""
         if png is None:
             self.conn.execute("DELETE FROM thumbnail WHERE path = ?", (to_db(path),))
             return
         self.conn.execute(
             "INSERT INTO thumbnail (path, png, hash) VALUES (?, ?, ?)"
             " ON CONFLICT(path) DO UPDATE SET png = excluded.png, hash = excluded.hash",
-            (to_db(path), png, hashlib.sha256(png).hexdigest()),
+            (to_db(path), png, hashlib.sha256(png).hexdigest() if png else ""),
         )
 
     def thumbnail_hashes(self, paths: Iterable[str]) -> dict[str, str]:
-        """sha256 hex of the thumbnails of those files that have one, by path."""
+        """sha256 hex of the thumbnails of those files that have a row, by path ("" for
+        NO_THUMBNAIL)."""
         paths = list(paths)
         if not paths:
             return {}

@@ -30,7 +30,7 @@ from stacsync.pipeline.examine import Examiner, Result, Work, file_name
 from stacsync.pipeline.extraction import choose_extraction
 from stacsync.pipeline.item_tables import fetch_all_tables
 from stacsync.pipeline.ready import ReadyItems
-from stacsync.pipeline.thumbnails import with_thumbnail_bars
+from stacsync.pipeline.thumbnails import kept_thumbnail, with_thumbnail_bars
 from stacsync.publish.base import Output
 from stacsync.sources import Listing, Source
 from stacsync.sources.include import is_included
@@ -390,7 +390,8 @@ class SyncPass:
         # A thumbnail is made only by an extraction, i.e. when the file changed: replace the
         # old one, or drop it when there is none now (an error, a point cloud).
         ok = status == FileState.OK and result.meta is not None
-        self.db.set_thumbnail(entry.path, result.meta.thumbnail if ok else None)
+        kept = kept_thumbnail(work, result.meta, self.settings.read_overviews) if ok else None
+        self.db.set_thumbnail(entry.path, kept)
 
     def _place_known(self, old: FileRow) -> Placement:
         """Where a known file goes now; its old place if the layout disagrees mid-pass.

@@ -11,8 +11,8 @@ from collections import defaultdict
 
 from stacsync.core.records import AssetMeta
 from stacsync.extract.dispatch import reader_for
-from stacsync.extract.shown import ThumbnailBar, key_rank, show_rank
-from stacsync.manifest.db import Manifest
+from stacsync.extract.shown import PixelPolicy, ThumbnailBar, key_rank, show_rank
+from stacsync.manifest.db import NO_THUMBNAIL, Manifest
 from stacsync.pipeline.examine import Work
 
 
@@ -55,3 +55,13 @@ def _where(w: Work) -> tuple[str, str, str] | None:
     if w.old is not None and w.old.item_id:
         return (w.old.collection_id, w.old.item_id, w.old.asset_key)
     return None
+
+
+def kept_thumbnail(work: Work, meta: AssetMeta, read_overviews: bool) -> bytes | None:
+    """What the manifest keeps of a file's thumbnail after its extraction: the PNG drawn;
+    NO_THUMBNAIL when the extraction was to draw one and could not (the item then never asks
+    the pass to read the file again for it); None when none was to be drawn."""
+    if meta.thumbnail is not None:
+        return meta.thumbnail
+    wanted = meta.raster is not None and PixelPolicy(work.thumbnail).draws(meta.raster)
+    return NO_THUMBNAIL if read_overviews and wanted else None

@@ -218,6 +218,56 @@ def test_thumbnail_written_once_rewritten_on_change_and_removed_with_item(
         assert db.conn.execute("SELECT count(*) FROM thumbnail").fetchone()[0] == 0
 
 
+def _spoil_pixels(path: Path) -> None:
+    """Overwrite every tile of every level (same size, header intact): no pixel reads."""
+    with rasterio.open(path) as src:
+        levels = len(src.overviews(1))
+    starts = []
+    for level in [None, *range(levels)]:
+        with rasterio.open(path, **({} if level is None else {"OVERVIEW_LEVEL": level})) as src:
+            starts += [
+                int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=b)) for b in src.indexes
+            ]
+    data = bytearray(path.read_bytes())
+    data[min(starts) :] = b"\xff" * (len(data) - min(starts))
+    st = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_raster_whose_pixels_do_not_read_is_not_read_again_for_the_thumbnail(
+    demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orthomosaic was to be drawn and could not be: the item shows the next raster in
+    line, drawn once, and no later pass reads the orthomosaic again for a thumbnail."""
+    import stacsync.extract.dispatch
+
+    tree, config, catalog = demo
+    first = tree.missions[0]
+    full = tree.root / "missions" / first / "processed_01" / "full"
+    _spoil_pixels(full / "orthomosaic.tif")
+    drawn: list[str] = []  # what the renderer reads again (the pass's own reads go elsewhere)
+    real = stacsync.extract.dispatch.extract_file
+    monkeypatch.setattr(
+        stacsync.extract.dispatch,
+        "extract_file",
+        lambda path, **kw: drawn.append(Path(path).name) or real(path, **kw),
+    )
+    summary = rescan(config)
+    assert summary.errors == 0
+    assert drawn == ["chm-mesh.tif"]  # the next in line, never drawn by the pass
+    assert _png_of(catalog, first).read_bytes() == real(str(full / "chm-mesh.tif")).thumbnail
+
+    # The item is rendered again (its DSM changes): nothing is read again for its thumbnail.
+    drawn.clear()
+    shutil.copyfile(full / "dtm-ptcloud.tif", full / "dsm-mesh.tif")
+    _age(tree.root)
+    summary = rescan(config)
+    assert summary.modified == 1 and summary.items_written == 1
+    assert drawn == []
+    assert _png_of(catalog, first).read_bytes() == real(str(full / "chm-mesh.tif")).thumbnail
+
+
 def test_two_builds_are_byte_identical(tmp_path: Path) -> None:
     tree = make_demo_tree(tmp_path / "data", missions=2, raster_size=128, points=200)
     _age(tree.root)
