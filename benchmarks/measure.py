@@ -1,4 +1,4 @@
-"""Time one command as a whole process and read its own peak RSS (GNU time, else wait4).
+"""Time one command as a whole process; read its own peak RSS and its workers' (VmHWM).
 
 Each sample is one child process; `Stats` keeps the median and min over several samples.
 """
@@ -26,8 +26,9 @@ class Sample:
     """One run of one command."""
 
     seconds: float  # wall clock, from spawn to reaped
-    peak_rss_mb: float  # the child's own ru_maxrss (not the max over all children)
+    peak_rss_mb: float  # the command's own peak RSS (its VmHWM), not its workers'
     stdout: str
+    workers_peak_rss_mb: float = 0.0  # the largest VmHWM of any process below it; 0: none
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,14 @@ class Stats:
         return max(s.peak_rss_mb for s in self.samples)
 
     @property
+    def workers_peak_rss_mb(self) -> float:
+        return max(s.workers_peak_rss_mb for s in self.samples)
+
+    @property
     def last_stdout(self) -> str:
         return self.samples[-1].stdout
 
 
-# A child's ru_maxrss counts the memory of the process it was forked from until it execs, so
-# the command is started by GNU time (a small C program) when there is one; without it the
-# figure is wait4's and never below this (large) benchmark process's own RSS.
-GNU_TIME = "/usr/bin/time"
 REPO = Path(__file__).resolve().parent.parent
 # Children write and reuse bytecode here, as a user's installed stacsync would; an inherited
 # PYTHONDONTWRITEBYTECODE would make every run recompile all of stacsync from source.
@@ -73,70 +74,128 @@ def child_env() -> dict[str, str]:
 
 
 def rss_method() -> str:
-    """How peak RSS is measured on this machine, for the report."""
-    return "GNU time %M" if _has_gnu_time() else "wait4 ru_maxrss (includes the forking parent)"
+    """How peak RSS is measured, for the report."""
+    return (
+        "VmHWM read from /proc while it runs; its worker processes' peaks are a column of their own"
+    )
 
 
-def _has_gnu_time() -> bool:
-    return os.access(GNU_TIME, os.X_OK)
+class _PeakWatcher(threading.Thread):
+    """Reads the VmHWM of a running command and of every process below it.
+
+    ru_maxrss from wait4 would fold in whichever worker processes the command happened to
+    reap, and GNU time's %M too: the figure would depend on exit order. VmHWM is a process's
+    own peak since it exec'd and only grows, so the last reading is its peak (up to the last
+    10 ms of its life); the first readings, before the exec, are discarded with it.
+    """
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.own_kib = 0
+        self.workers_kib = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        tick = 0
+        while not self._done.is_set():
+            own = _vm_hwm_kib(self.pid)
+            if own is not None:
+                self.own_kib = own
+            if tick % 10 == 0:  # every 0.1 s: workers live for seconds
+                for child in _descendants(self.pid):
+                    self.workers_kib = max(self.workers_kib, _vm_hwm_kib(child) or 0)
+            tick += 1
+            self._done.wait(0.01)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None  # gone, or a zombie (which has no memory to report)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (a forkserver's workers are its children, not the pass's)."""
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
 
 
 def run_process(
     argv: Sequence[str], *, timeout: float | None = None, env: dict[str, str] | None = None
 ) -> Sample:
     """Run `argv` to completion; raise CommandFailed on a non-zero exit or a timeout."""
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        tempfile.NamedTemporaryFile("r") as rss,
-    ):
-        wrapper = [GNU_TIME, "-f", "%M", "-o", rss.name] if _has_gnu_time() else []
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [*wrapper, *argv],
+            list(argv),
             stdout=out,
             stderr=err,
             env=env if env is not None else child_env(),
             start_new_session=True,
         )
-        status, usage = _reap(proc, timeout)
+        watcher = _PeakWatcher(proc.pid)
+        watcher.start()
+        status = _reap(proc, timeout)
         seconds = time.perf_counter() - started
+        watcher.stop()
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-        # Both report KiB on Linux.
-        peak_kib = _gnu_time_kib(rss.read()) if wrapper else usage.ru_maxrss
     code = os.waitstatus_to_exitcode(status) if status is not None else None
     if code != 0:
         what = "timed out" if code is None else f"exited {code}"
         raise CommandFailed(f"{' '.join(argv)} {what}:\n{stderr[-2000:]}")
-    return Sample(seconds=seconds, peak_rss_mb=peak_kib / 1024, stdout=stdout)
+    return Sample(
+        seconds=seconds,
+        peak_rss_mb=watcher.own_kib / 1024,
+        stdout=stdout,
+        workers_peak_rss_mb=watcher.workers_kib / 1024,
+    )
 
 
-def _gnu_time_kib(text: str) -> int:
-    # The last line is %M; a line before it may say "Command exited with non-zero status".
-    return int(text.strip().splitlines()[-1])
-
-
-def _reap(proc: subprocess.Popen, timeout: float | None) -> tuple[int | None, os.struct_rusage]:
-    """Block in wait4, so the rusage is this child's alone; a timer kills it after `timeout`."""
+def _reap(proc: subprocess.Popen, timeout: float | None) -> int | None:
+    """Wait for the command; a timer kills it (and its session) after `timeout`."""
     killed = threading.Event()
 
     def kill() -> None:
         killed.set()
-        os.killpg(proc.pid, signal.SIGKILL)  # the command too, when GNU time started it
+        os.killpg(proc.pid, signal.SIGKILL)  # its workers too
 
     timer = threading.Timer(timeout, kill) if timeout is not None else None
     if timer is not None:
         timer.start()
     try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        _pid, status = os.waitpid(proc.pid, 0)
     finally:
         if timer is not None:
             timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-    return (None if killed.is_set() else status), usage
+    return None if killed.is_set() else status
 
 
 def repeat(argv: Sequence[str], runs: int, **kwargs) -> Stats:

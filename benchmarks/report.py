@@ -45,22 +45,27 @@ def size_table(result: SizeResult) -> str:
     lines = [
         f"### {tree.label()}",
         "",
-        "| scenario | runs | median s | fastest s | peak RSS MB | rebuild ÷ this | this ÷ walk "
-        "| what it did |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | runs | median s | fastest s | peak RSS MB | workers' peak MB "
+        "| rebuild ÷ this | this ÷ walk | what it did |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in result.rows.values():
         if row.stats is None:
-            lines.append(f"| {row.name} | – | – | – | – | – | – | {row.note} |")
+            lines.append(f"| {row.name} | – | – | – | – | – | – | – | {row.note} |")
             continue
         s = row.stats
         vs_rebuild = _ratio(rebuild, s.median)
         vs_walk = _ratio(s.median, walk)
         lines.append(
             f"| {row.name} | {len(s.samples)} | {s.median:.3f} | {s.fastest:.3f} "
-            f"| {s.peak_rss_mb:.0f} | {vs_rebuild} | {vs_walk} | {row.did} |"
+            f"| {s.peak_rss_mb:.0f} | {_mb(s.workers_peak_rss_mb)} | {vs_rebuild} | {vs_walk} "
+            f"| {row.did} |"
         )
     return "\n".join(lines)
+
+
+def _mb(value: float) -> str:
+    return f"{value:.0f}" if value else "–"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
