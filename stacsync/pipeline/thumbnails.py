@@ -30,6 +30,7 @@ def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
             cid, iid, key = place
             by_item[(cid, iid)].append((index, key))
     out = list(work)
+    bars: dict[tuple[str, int, str], ThumbnailBar] = {}  # a few distinct ones: share them
     for (cid, iid), rasters in by_item.items():
         in_work = {work[i].entry.path for i, _ in rasters}
         known = [
@@ -44,7 +45,8 @@ def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
             others = known + [(key_rank(k), k) for j, k in rasters if j != i]
             if others:
                 rank, other_key = min(others)
-                out[i] = dataclasses.replace(work[i], thumbnail=ThumbnailBar(key, rank, other_key))
+                bar = bars.setdefault((key, rank, other_key), ThumbnailBar(key, rank, other_key))
+                out[i] = dataclasses.replace(work[i], thumbnail=bar)
     return out
 
 
