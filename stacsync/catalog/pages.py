@@ -7,7 +7,7 @@ or removing one id changes only the pages on its way, and no item file ever chan
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,20 +83,19 @@ def render_pages(
     links: Links,
     code: str = "",
     kept: Callable[[str, str], bool] = lambda path, inputs: False,
-) -> dict[str, tuple[str, dict[str, Any] | None]]:
-    """Every page below the owner by root-relative path: (its inputs, its STAC Catalog dict),
-    the dict None for a page `kept(path, inputs)` says is on disk as those inputs make it.
+) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    """(root-relative path, inputs, STAC Catalog dict) of every page below the owner, made as
+    they are consumed; the dict is None for a page `kept(path, inputs)` says is on disk as
+    those inputs make it.
 
     `code` names the code that renders (an upgrade re-renders every page once).
     """
     parents = {child: page.prefix for page in tree for child in page.pages}
-    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
     for page in tree[1:]:
         path = page_path(listed.owner_path, page.prefix)
         inputs = page_inputs(listed, page, parents[page.prefix], links, code)
         doc = None if kept(path, inputs) else _render_page(listed, page, parents, links)
-        out[path] = (inputs, doc)
-    return out
+        yield path, inputs, doc
 
 
 def page_inputs(listed: Listed, page: Page, parent: str, links: Links, code: str) -> str:

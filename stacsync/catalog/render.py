@@ -293,14 +293,25 @@ class Renderer:
             return stored.get(path) == inputs and self.output.exists(path)
 
         self._code = self._code or code_stamp()
-        pages = render_pages(listed, tree, self.links, self._code, kept)
-        rendered = {path: dumps(doc) for path, (_, doc) in pages.items() if doc is not None}
-        self._publish_all(rendered, {path: pages[path][0] for path in rendered})
+        pages: set[str] = set()
+        rendered: dict[str, tuple[bytes, str]] = {}
+        for path, inputs, doc in render_pages(listed, tree, self.links, self._code, kept):
+            pages.add(path)
+            if doc is not None:
+                rendered[path] = (dumps(doc), inputs)
+            if len(rendered) >= COMMIT_BATCH:  # a batch at a time: memory stays bounded
+                self._publish_pages_batch(rendered)
+                rendered = {}
+        self._publish_pages_batch(rendered)
         for path in stored:
             if path not in pages:
                 self.output.delete(path)
                 with self.db.transaction():
                     self.db.set_written_hash(path, None)
+
+    def _publish_pages_batch(self, rendered: dict[str, tuple[bytes, str]]) -> None:
+        files = {path: data for path, (data, _) in rendered.items()}
+        self._publish_all(files, {path: inputs for path, (_, inputs) in rendered.items()})
 
     def _items_summary(self, cid: str) -> Any:
         """The collection's summaries and item_assets: recomputed over every item's digest only

@@ -58,7 +58,7 @@ class ExtractorPool:
     def examine(self, work: list[Work], settings: Settings) -> Iterator[Result]:
         """One Result per Work, in the order of `work`, at most a few batches ahead of it."""
         token = settings_token(settings)
-        batches = iter([work[i : i + BATCH_FILES] for i in range(0, len(work), BATCH_FILES)])
+        batches = (work[i : i + BATCH_FILES] for i in range(0, len(work), BATCH_FILES))
         queue: deque[tuple[list[Work], Sent]] = deque()
         while True:
             # Enough in flight that no worker waits; no more, so memory stays bounded.

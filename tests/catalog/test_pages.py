@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pystac
 import pytest
-from helpers import age, validate_catalog
+from helpers import age, catalog_bytes, validate_catalog
 
 from stacsync.catalog import pages as pages_module
 from stacsync.catalog.links import Links
@@ -85,7 +85,7 @@ def _listed() -> Listed:
 
 def test_pages_are_catalogs_with_titled_links_back_up():
     tree = page_tree(_ids(300))
-    pages = {path: doc for path, (_, doc) in render_pages(_listed(), tree, Links(None)).items()}
+    pages = {path: doc for path, _, doc in render_pages(_listed(), tree, Links(None))}
     assert len(pages) == len(tree) - 1
     for path, doc in pages.items():
         assert path.startswith("c/_pages/") and path.endswith("/catalog.json")
@@ -97,9 +97,7 @@ def test_pages_are_catalogs_with_titled_links_back_up():
         assert up == (f"c/_pages/{prefix[:-1]}/catalog.json" if prefix[1:] else "c/collection.json")
     public = {
         path: doc
-        for path, (_, doc) in render_pages(
-            _listed(), tree, Links("http://127.0.0.1:8123/stac")
-        ).items()
+        for path, _, doc in render_pages(_listed(), tree, Links("http://127.0.0.1:8123/stac"))
     }
     for path, doc in public.items():
         (own,) = [ln for ln in doc["links"] if ln["rel"] == "self"]
@@ -209,6 +207,21 @@ def test_a_pass_renders_only_the_pages_whose_inputs_changed(
     assert {p: (out / p).stat().st_mtime_ns for p in _page_files(out)} == before
     assert pass_after(lambda: new_bytes("Plot_010.tif")) == set()
     assert check_catalog(out).ok
+
+
+def test_pages_published_a_batch_at_a_time_are_the_same_files(
+    testdata: Path, tmp_path: Path, monkeypatch
+):
+    import stacsync.catalog.render
+
+    src = _tree(tmp_path, testdata, 40)
+    rescan(source=src, output=tmp_path / "whole", manifest=tmp_path / "whole.db")
+    monkeypatch.setattr(stacsync.catalog.render, "COMMIT_BATCH", 1)
+    rescan(source=src, output=tmp_path / "batched", manifest=tmp_path / "batched.db")
+    assert catalog_bytes(tmp_path / "batched") == catalog_bytes(tmp_path / "whole")
+    with Manifest.open_reader(tmp_path / "batched.db") as manifest:
+        recorded = manifest.written_inputs("src/_pages/")
+    assert set(recorded) == _page_files(tmp_path / "batched") and all(recorded.values())
 
 
 def test_switching_the_id_scheme_renames_every_item(testdata: Path, tmp_path: Path):
