@@ -32,7 +32,7 @@ class TransientIOError(ExtractError):
 
 def reader_for(path: str) -> str | None:
     """'raster', 'pointcloud', 'image' or None, by extension (content is checked by the reader)."""
-    suffix = PurePosixPath(path).suffix.lower()
+    suffix = _suffix(path)
     if suffix in RASTER_SUFFIXES:
         return "raster"
     if suffix in POINTCLOUD_SUFFIXES:
@@ -42,6 +42,14 @@ def reader_for(path: str) -> str | None:
     return None
 
 
+def _suffix(path: str) -> str:
+    """`PurePosixPath(path).suffix.lower()` without a path object: this runs for every file of
+    a pass, and tens of thousands of short-lived objects fragment a big pass's memory."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def plain_image(name: str) -> AssetMeta:
     """What a plain image asset is: its media type, and no CRS or place of its own.
 
@@ -49,7 +57,7 @@ def plain_image(name: str) -> AssetMeta:
     item's geometry comes from the item's geospatial files. Zero boxes and an empty geometry
     stand for "none"; the catalog model leaves such assets out of footprints.
     """
-    media_type = IMAGE_TYPES[PurePosixPath(name).suffix.lower()]
+    media_type = IMAGE_TYPES[_suffix(name)]
     return AssetMeta(
         kind=IMAGE_KIND,
         media_type=media_type,

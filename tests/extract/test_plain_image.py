@@ -45,3 +45,27 @@ def test_a_png_is_never_opened(png):
 
     meta = extract_stream(png.name, png.stat().st_size, open_stream)
     assert meta == extract_file(str(png)) and opened == []
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("a/b.TIF", "raster"),
+        ("a/b.tiff", "raster"),
+        ("x.y/points.LaZ", "pointcloud"),
+        ("t.las", "pointcloud"),
+        ("thumb.Png", IMAGE_KIND),
+        (".tif", None),  # a hidden file named ".tif" has no suffix
+        ("a/.tif", None),
+        ("a.tif/readme", None),  # a folder's suffix is not the file's
+        ("a.tif.", None),
+        ("a..tif", "raster"),
+        ("no-suffix", None),
+        ("b.tar.gz", None),
+    ],
+)
+def test_the_reader_goes_by_the_names_suffix_as_pathlib_reads_it(path, kind):
+    from pathlib import PurePosixPath
+
+    assert reader_for(path) == kind
+    assert reader_for(str(PurePosixPath(path))) == kind
