@@ -294,24 +294,21 @@ class Renderer:
 
         self._code = self._code or code_stamp()
         pages: set[str] = set()
-        rendered: dict[str, tuple[bytes, str]] = {}
-        for path, inputs, doc in render_pages(listed, tree, self.links, self._code, kept):
+        files: dict[str, bytes] = {}
+        inputs: dict[str, str] = {}
+        for path, made_of, doc in render_pages(listed, tree, self.links, self._code, kept):
             pages.add(path)
             if doc is not None:
-                rendered[path] = (dumps(doc), inputs)
-            if len(rendered) >= COMMIT_BATCH:  # a batch at a time: memory stays bounded
-                self._publish_pages_batch(rendered)
-                rendered = {}
-        self._publish_pages_batch(rendered)
+                files[path], inputs[path] = dumps(doc), made_of
+            if len(files) >= COMMIT_BATCH:  # a batch at a time: memory stays bounded
+                self._publish_all(files, inputs)
+                files, inputs = {}, {}
+        self._publish_all(files, inputs)
         for path in stored:
             if path not in pages:
                 self.output.delete(path)
                 with self.db.transaction():
                     self.db.set_written_hash(path, None)
-
-    def _publish_pages_batch(self, rendered: dict[str, tuple[bytes, str]]) -> None:
-        files = {path: data for path, (data, _) in rendered.items()}
-        self._publish_all(files, {path: inputs for path, (_, inputs) in rendered.items()})
 
     def _items_summary(self, cid: str) -> Any:
         """The collection's summaries and item_assets: recomputed over every item's digest only
@@ -371,9 +368,10 @@ class Renderer:
                 changed[relpath] = digest
             elif relpath in inputs:
                 same[relpath] = digest  # the bytes on disk, from inputs not yet recorded
-        with self.db.transaction():
-            for relpath, digest in same.items():
-                self.db.set_written_hash(relpath, digest, inputs[relpath])
+        if same:
+            with self.db.transaction():
+                for relpath, digest in same.items():
+                    self.db.set_written_hash(relpath, digest, inputs[relpath])
         if not changed:
             return 0
         with self.db.transaction(), self.output.batch():
