@@ -7,9 +7,10 @@ files and the catalog come out the same whatever ran them and however many worke
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from stacsync.config.settings import Settings
 from stacsync.pipeline.examine import Examiner, Result, Work, worth_processes
@@ -17,6 +18,10 @@ from stacsync.sources import Source
 
 if TYPE_CHECKING:
     from stacsync.catalog.item_render import Offload
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+AHEAD = 4  # calls submitted per thread beyond those whose results were taken
 
 
 class Extraction(Protocol):
@@ -64,7 +69,7 @@ class LocalExtraction:
             yield from self.pool.examine(work, self.settings)
             return
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            yield from pool.map(self.examiner.examine, work)  # map keeps the input order
+            yield from ordered_map(pool, self.examiner.examine, work, self.threads * AHEAD)
 
     @property
     def offload(self) -> Offload | None:
@@ -88,3 +93,25 @@ def choose_extraction(
 
         return DaskExtraction(settings, settings.scheduler)
     return LocalExtraction(settings, source, examiner, work)
+
+
+def ordered_map(
+    pool: Executor, fn: Callable[[_In], _Out], items: Iterable[_In], ahead: int
+) -> Iterator[_Out]:
+    """`pool.map(fn, items)` with at most `ahead` calls submitted and not yet yielded.
+
+    `Executor.map` submits every call at once: a first build of a million-object bucket would
+    hold a future (and its Work) per object. Calls not yet started are cancelled if the
+    caller stops early.
+    """
+    pending: deque[Future[_Out]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()

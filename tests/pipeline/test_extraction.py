@@ -76,3 +76,50 @@ def test_a_remote_source_is_read_remote_threads_files_at_once(tree: Path, tmp_pa
     assert catalog_bytes(tmp_path / "one" / "catalog") == catalog_bytes(
         tmp_path / "many" / "catalog"
     )
+
+
+def test_ordered_map_keeps_order_and_at_most_ahead_calls_outstanding():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stacsync.pipeline.extraction import ordered_map
+
+    taken = 0
+    seen: list[tuple[int, int]] = []  # (item, results taken when its call was submitted)
+
+    def call(i: int) -> int:
+        seen.append((i, taken))
+        return i * i
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        out = []
+        for value in ordered_map(pool, call, range(1000), ahead=8):
+            out.append(value)
+            taken += 1
+    assert out == [i * i for i in range(1000)]
+    # Submitted only once the results before it were taken: never more than 8 ahead.
+    assert max(i - before for i, before in seen) <= 8
+    assert len(seen) == 1000
+
+
+def test_ordered_map_cancels_what_has_not_started_when_the_caller_stops():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stacsync.pipeline.extraction import ordered_map
+
+    release, busy = threading.Event(), threading.Event()
+    started: list[int] = []
+
+    def call(i: int) -> int:
+        started.append(i)
+        if i:
+            busy.set()
+            release.wait()  # the one worker stays busy with item 1
+        return i
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results = ordered_map(pool, call, range(100), ahead=5)
+        assert next(results) == 0  # items 0..4 were submitted to get it
+        assert busy.wait(timeout=60)
+        results.close()  # 2, 3 and 4 have not started: cancelled
+        release.set()
+    assert started == [0, 1]
