@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,22 @@ def stac_fastapi(pgstac_server, tmp_path_factory) -> Iterator:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture(scope="session")
+def many_keys(s3_server: str) -> tuple[str, list[str]]:
+    """A bucket of 2,500 small objects under `many/` (three listing pages), made once for the
+    session: the server takes seconds to store them. Read-only: tests must not change it."""
+    from s3server import dummy_credentials, store_for
+
+    with pytest.MonkeyPatch.context() as mp:
+        dummy_credentials(mp)
+        bucket = new_bucket(s3_server)
+        store = store_for(s3_server, bucket)
+        keys = [f"many/{i:05d}.tif" for i in range(2500)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda k: store.put(k, k.encode(), "image/tiff"), keys))
+    return bucket, keys
 
 
 @pytest.fixture

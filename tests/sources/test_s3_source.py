@@ -10,7 +10,6 @@ import functools
 import hashlib
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import laspy
 import pytest
@@ -84,18 +83,18 @@ def test_keys_that_are_no_paths_are_skipped_with_a_reason(s3_server, bucket):
     assert why_not_a_path("a/b/c.tif") is None
 
 
-def test_a_listing_that_fails_half_way_lists_nothing(s3_server, bucket, proxy):
-    store = store_for(s3_server, bucket)
-    with ThreadPoolExecutor(16) as pool:  # one more than a page
-        list(pool.map(lambda i: store.put(f"p/{i:04d}.tif", b"", "image/tiff"), range(1001)))
+def test_a_listing_that_fails_half_way_lists_nothing(many_keys, proxy):
+    bucket, keys = many_keys  # more than a page of wanted keys under many/ (shared, read-only)
+    assert len(keys) > 1000 and all(wanted(k) for k in keys)
     proxy.rule = lambda s: 503 if s.is_list and "continuation-token" in s.query else None
-    source = S3Source(store_for(proxy.url, bucket, attempts=2), "p/", wanted)
+    source = S3Source(store_for(proxy.url, bucket, attempts=2), "many/", wanted)
     listing = source.list()
     assert listing.entries == {}  # never the first page taken for the whole
     assert listing.failed_dirs == [""]
-    assert not listing.covers("p/0000.tif")
+    assert not listing.covers("00000.tif") and not listing.covers("many/00000.tif")
     [problem] = listing.problems
-    assert problem.startswith(f"s3://{bucket}/p/: cannot list: ") and "HTTP 503" in problem
+    assert problem.startswith(f"s3://{bucket}/many/: cannot list: ") and "HTTP 503" in problem
+    assert len(proxy.requests(lambda s: s.is_list and "continuation-token" not in s.query)) == 1
 
 
 def test_checksum_comes_from_one_head(s3_server, bucket):

@@ -14,10 +14,9 @@ import logging
 import re
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from s3server import dummy_credentials, fail_first, new_bucket, store_for
+from s3server import dummy_credentials, fail_first, store_for
 
 from stacsync.core.checksum import checksum_stream
 from stacsync.core.errors import StacsyncError
@@ -32,25 +31,10 @@ from stacsync.stores.s3 import (
     parse_s3_url,
 )
 
-MANY = 2500
-
 
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch):
     dummy_credentials(monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def many_keys(s3_server):
-    """A bucket of 2,500 small objects under `many/`, made once for the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        dummy_credentials(mp)
-        bucket = new_bucket(s3_server)
-        store = store_for(s3_server, bucket)
-        keys = [f"many/{i:05d}.tif" for i in range(MANY)]
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda k: store.put(k, k.encode(), "image/tiff"), keys))
-    return bucket, keys
 
 
 def anonymous_status(endpoint: str, bucket: str, key: str) -> int:
