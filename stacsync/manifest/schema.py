@@ -162,6 +162,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         # a pass re-renders only the pages whose inputs changed. NULL for every other file.
         "ALTER TABLE written ADD COLUMN inputs TEXT;",
     ),
+    (
+        "item scan index",
+        # Every pass that renders checks each item's file is still there, from its json_hash:
+        # a column after the item's JSON (~10 KB), on overflow pages the table scan must walk.
+        "CREATE INDEX item_hash_scan ON item (collection_id, item_id, json_hash);",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

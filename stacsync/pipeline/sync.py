@@ -153,8 +153,8 @@ class SyncPass:
                 self.db.state.render_fingerprint = shaping
         push_api(self.settings, self.db)  # after the static catalog; a down API waits a pass
         summary.errors, summary.files_without_rows = self.db.error_and_problem_counts()
-        summary.table_rows_without_files = self._unused_rows(
-            fresh=layout_changed or bool(summary.added or summary.modified or summary.removed)
+        summary.table_rows_without_files = self._unused_rows(  # a path joins a row, not bytes
+            fresh=layout_changed or bool(summary.added or summary.removed)
         )
         keeper.after(summary)
         summary.seconds = round(time.monotonic() - started, 3)

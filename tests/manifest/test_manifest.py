@@ -232,3 +232,14 @@ def test_the_per_file_scans_of_every_pass_never_read_the_metadata(tmp_path):
         for sql in scans:
             plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
             assert "COVERING INDEX asset_file_scan" in plan, (sql, plan)
+
+
+def test_the_item_scan_of_a_rendering_pass_never_reads_the_item_json(tmp_path):
+    with Manifest.open_writer(tmp_path / "m.db", purpose="test") as db:
+        statements: list[str] = []
+        db.conn.set_trace_callback(statements.append)
+        list(db.item_hashes())
+        db.conn.set_trace_callback(None)
+        [sql] = [s for s in statements if "FROM item" in s]
+        plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "COVERING INDEX item_hash_scan" in plan, plan
