@@ -22,7 +22,6 @@ from stacsync.pipeline.examine import Result, Work, file_name
 
 log = logging.getLogger(__name__)
 
-# Imported once by the fork server; every worker forks from it with them already loaded.
 WATCH_SECONDS = 1.0  # how soon a worker notices that its pass was killed
 # Files per task: a task's round trip costs the coordinating process ~0.3 ms, paid once a
 # batch; small enough that both workers stay busy to the end of a 1,000-file build.
@@ -30,6 +29,7 @@ BATCH_FILES = 16
 BATCHES_AHEAD = 4  # per worker, queued at once
 Task = Callable[[list[Work], Settings, str], list[Result]]
 Sent = tuple[Future, ProcessPoolExecutor | None]
+# Imported once by the fork server; every worker forks from it with them already loaded.
 _PRELOAD = [
     "stacsync.pipeline.batches",
     "stacsync.extract.raster",
