@@ -17,11 +17,11 @@ from stacsync.cli.api import api_sync
 from stacsync.cli.common import (
     Failure,
     Progress,
-    human_summary,
     library_errors,
     setup_logging,
 )
 from stacsync.cli.manifest import manifest
+from stacsync.cli.report import human_summary
 from stacsync.cli.validate import validate
 from stacsync.config.kinds import MIN_INTERVAL
 from stacsync.config.registry import WATCH_MODES, default_of

@@ -14,10 +14,10 @@ import click
 
 from stacsync.cli.common import (
     Failure,
-    human_summary,
     indent,
     library_errors,
 )
+from stacsync.cli.report import human_summary
 from stacsync.core.names import display
 from stacsync.core.records import FileState
 from stacsync.manifest import queries

@@ -385,6 +385,7 @@ ALLOWED = {
     "stacsync",
     "stacsync.cli",
     "stacsync.cli.fast",
+    "stacsync.cli.report",
     "stacsync.core",
     "stacsync.core.clock",
     "stacsync.core.errors",
@@ -412,9 +413,10 @@ SLOW = {
 }
 
 
-def test_a_no_change_rescan_loads_a_few_cheap_modules(tree: Path):
+@pytest.mark.parametrize("args", [RESCAN, RESCAN[:-1]], ids=["json", "for-people"])
+def test_a_no_change_rescan_loads_a_few_cheap_modules(tree: Path, args):
     bare = run(BARE_ALONE, tree)
-    fast = run(FAST_ALONE, tree, *RESCAN)
+    fast = run(FAST_ALONE, tree, *args)
     assert fast.code == 0, fast.stderr  # without site-packages, no click to fall back on
     assert answered_fast(fast)
     loaded = fast.loaded - bare.loaded
