@@ -5,9 +5,10 @@ Equal digests mean a walk would see the same tree: what lets a rescan trust "not
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
+
+from stacsync.core.sha256 import sha256
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class TreeDigest:
                 subfolders.append(line[:-3])
         lines.sort()
         # surrogateescape: names that are not UTF-8 count as the bytes they are.
-        inner = hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+        inner = sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
         # A name holds no NUL, so "folder NUL 64 hex digits newline" records cannot run together.
         self._records.append(f"{folder}\0{inner}\n")
         self.entries += len(lines)
@@ -71,7 +72,7 @@ class TreeDigest:
 
     def hexdigest(self) -> str:
         joined = "".join(sorted(self._records))
-        return hashlib.sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()
+        return sha256(joined.encode("utf-8", "surrogateescape")).hexdigest()
 
     def unwalked(self) -> tuple[str, ...]:
         """Folders some added folder holds that were not added themselves, sorted."""

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-# Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
-# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
-# not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
-import hashlib
 import json
 import os
 from collections import namedtuple
+
+# Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
+# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
+# not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
+from stacsync.core.sha256 import sha256
 
 try:
     # sqlite3's C core, all that `sqlite3` re-exports: the package adds adapters for datetime,
@@ -120,7 +121,7 @@ class Witness(
 
 
 def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def code_stamp() -> str:

@@ -389,6 +389,7 @@ ALLOWED = {
     "stacsync.core",
     "stacsync.core.clock",
     "stacsync.core.errors",
+    "stacsync.core.sha256",
     "stacsync.core.tree",
     "stacsync.manifest",
     "stacsync.manifest.lock",
@@ -397,19 +398,19 @@ ALLOWED = {
     "stacsync.manifest.witness",
 }
 # The standard library's share (the same on 3.11 to 3.13), by top-level name: `site` loads os
-# and its kin anyway; json brings re, enum, functools and collections; hashlib, _sqlite3
-# (sqlite3's C core, without the package's datetime) and fcntl do the work.
+# and its kin anyway; json brings re, enum, functools and collections; _sha256 (not OpenSSL's),
+# _sqlite3 (sqlite3's C core, without the package's datetime) and fcntl do the work.
 STDLIB = {
     *("os", "posixpath", "genericpath", "stat", "_stat", "_collections_abc", "__future__"),
     *("json", "_json", "re", "_sre", "copyreg", "enum", "types", "functools", "_functools"),
     *("collections", "_collections", "itertools", "keyword", "operator", "_operator"),
-    *("reprlib", "hashlib", "_hashlib", "_blake2", "_sqlite3", "fcntl"),
+    *("reprlib", "_sha256", "_sqlite3", "fcntl"),
 }
 HEAVY = {"rasterio", "laspy", "shapely", "pyproj", "pystac", "jsonschema", "numpy", "osgeo"}
 # Each costs the fast path milliseconds, with what it imports: what it was freed from.
 SLOW = {
     *("typing", "pathlib", "contextlib", "dataclasses", "inspect", "datetime", "sqlite3"),
-    *("urllib", "fnmatch", "tomllib", "logging", "click"),
+    *("urllib", "fnmatch", "tomllib", "logging", "click", "hashlib", "_hashlib"),
 }
 
 
