@@ -431,8 +431,7 @@ class Renderer:
 
     def _item_texts(self) -> Iterator[str]:
         # The items as written (their own links), not the index lines.
-        for _cid, _iid, _line, text in self.db.iter_index_features():
-            yield text
+        return self.db.iter_item_texts()
 
     def _feature_lines(self):
         from stacsync.catalog.model import feature_line

@@ -102,7 +102,8 @@ class Manifest:
             "SELECT path, size, mtime_ns, checksum, status, collection_id, item_id, asset_key,"
             " error_transient, scanned_ns, etag FROM asset_file"
         )
-        return {from_db(row[0]): FileRow(from_db(row[0]), *row[1:]) for row in cur}
+        rows = (FileRow(from_db(row[0]), *row[1:]) for row in cur)
+        return {row.path: row for row in rows}
 
     def paths(self) -> list[str]:
         """Every known file's path, sorted (without building a FileRow for each)."""
@@ -267,15 +268,23 @@ class Manifest:
             (collection_id,),
         )
 
-    def iter_index_features(self) -> Iterator[tuple[str, str, str | None, str]]:
-        """(collection, item, index feature or None, item json) of every rendered item.
+    def iter_index_features(self) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(collection, item, index feature, item json) of every rendered item, in id order.
 
-        Streamed in id order; the feature is None for items rendered before it was stored.
+        The feature is None for items rendered before it was stored; the json only then (the
+        index needs no more, and at ~13 KB an item it is most of what the scan would read).
         """
         yield from self.conn.execute(
-            "SELECT collection_id, item_id, feature, json FROM item"
-            " WHERE json IS NOT NULL ORDER BY 1, 2"
+            "SELECT collection_id, item_id, feature, CASE WHEN feature IS NULL THEN json END"
+            " FROM item WHERE json IS NOT NULL ORDER BY 1, 2"
         )
+
+    def iter_item_texts(self) -> Iterator[str]:
+        """The JSON of every rendered item, in id order."""
+        for (item_json,) in self.conn.execute(
+            "SELECT json FROM item WHERE json IS NOT NULL ORDER BY collection_id, item_id"
+        ):
+            yield item_json
 
     # -- other catalog files and passes --------------------------------------------------
 

@@ -204,6 +204,23 @@ def test_index_is_rebuilt_from_item_json_when_no_line_is_stored(real_tree, tmp_p
     assert index.read_bytes() == clean
 
 
+def test_the_index_scan_reads_item_json_only_where_no_line_is_stored(real_tree, tmp_path):
+    _quick(real_tree, tmp_path)
+    with sqlite3.connect(tmp_path / "stacsync.db") as conn:
+        first = conn.execute("SELECT min(item_id) FROM item").fetchone()[0]
+        conn.execute("UPDATE item SET feature = NULL WHERE item_id = ?", (first,))
+        stored = conn.execute("SELECT json FROM item WHERE item_id = ?", (first,)).fetchone()[0]
+    db = Manifest.open_reader(tmp_path / "stacsync.db")
+    try:
+        scanned = {iid: (line, text) for _cid, iid, line, text in db.iter_index_features()}
+        texts = list(db.iter_item_texts())
+    finally:
+        db.close()
+    assert scanned.pop(first) == (None, stored)
+    assert scanned and all(line and text is None for line, text in scanned.values())
+    assert len(texts) == len(scanned) + 1 and stored in texts  # the geoparquet copy's input
+
+
 def _count_calls(monkeypatch, module, name: str) -> list:
     calls: list = []
     real = getattr(module, name)
