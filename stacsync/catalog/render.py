@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 # items, collections, index and model build through pystac: they are imported where something
@@ -327,9 +326,10 @@ class Renderer:
 
     def _drop_unconfigured_collections(self) -> None:
         for path in self.db.written_paths():
-            parts = PurePosixPath(path).parts
-            gone = parts[0] not in self.collections
-            if gone and (
+            # Written paths are relative and normalised: a split, not a PurePosixPath for each
+            # of the catalog's files (~9 us apiece) on every pass.
+            parts = path.split("/")
+            if parts[0] not in self.collections and (
                 (len(parts) == 2 and parts[1] == "collection.json")
                 or (len(parts) > 2 and parts[1] == PAGES_FOLDER)  # its pages
             ):

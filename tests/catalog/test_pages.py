@@ -244,6 +244,34 @@ def test_switching_the_id_scheme_renames_every_item(testdata: Path, tmp_path: Pa
     assert check_catalog(out).ok
 
 
+def test_a_collection_dropped_from_the_config_takes_its_files_and_pages_along(
+    testdata: Path, tmp_path: Path
+):
+    src = _tree(tmp_path, testdata, 40)
+    out, db = tmp_path / "out", tmp_path / "m.db"
+
+    def collection(cid: str, items: str) -> str:
+        return (
+            f'[[collection]]\nid = "{cid}"\ndescription = "{cid}."\n'
+            f"match = '^Plot_(?P<item>{items})\\.tif$'\n"
+        )
+
+    kept, dropped = collection("late", "03."), collection("early", "0[0-2].")
+    head = f'[source]\npath = "{src}"\n[output]\npath = "{out}"\n[manifest]\npath = "{db}"\n'
+    config = tmp_path / "c.toml"
+    config.write_text(head + kept + dropped)
+    rescan(config)
+    assert (out / "early" / "collection.json").is_file()
+    assert any(p.startswith("early/_pages/") for p in _page_files(out))  # 30 items: paged
+    config.write_text(head + kept)
+    rescan(config)
+    assert not (out / "early" / "collection.json").exists()
+    assert not [p for p in (out / "early").rglob("*") if p.is_file()]  # items, pages, all
+    assert (out / "late" / "collection.json").is_file()
+    with Manifest.open_reader(db) as manifest:
+        assert not [p for p in manifest.written_paths() if p.startswith("early/")]
+
+
 def test_a_catalog_of_many_collections_is_paged_too(testdata: Path, tmp_path: Path):
     src = _tree(tmp_path, testdata, 18)
     out, db = tmp_path / "out", tmp_path / "m.db"
