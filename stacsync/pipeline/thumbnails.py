@@ -17,11 +17,12 @@ from stacsync.pipeline.examine import Work
 
 
 def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
-    """`work` with a `ThumbnailBar` on each raster whose item has other rasters.
+    """`work`, changed in place: a `ThumbnailBar` on each raster whose item has other rasters.
 
     The bar is the best (rank, key) the item's other rasters have at worst: the rasters in
     this pass by their key alone (their header is not read yet), the item's other good files
     by their known header. A raster that cannot beat it is never shown, so it draws nothing.
+    In place, so that a first build never holds two Works for a raster.
     """
     by_item: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
     for index, w in enumerate(work):
@@ -29,7 +30,6 @@ def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
         if place is not None and reader_for(w.entry.path) == "raster":
             cid, iid, key = place
             by_item[(cid, iid)].append((index, key))
-    out = list(work)
     bars: dict[tuple[str, int, str], ThumbnailBar] = {}  # a few distinct ones: share them
     for (cid, iid), rasters in by_item.items():
         in_work = {work[i].entry.path for i, _ in rasters}
@@ -46,8 +46,8 @@ def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
             if others:
                 rank, other_key = min(others)
                 bar = bars.setdefault((key, rank, other_key), ThumbnailBar(key, rank, other_key))
-                out[i] = dataclasses.replace(work[i], thumbnail=bar)
-    return out
+                work[i] = dataclasses.replace(work[i], thumbnail=bar)
+    return work
 
 
 def _where(w: Work) -> tuple[str, str, str] | None:
