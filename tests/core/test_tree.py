@@ -110,6 +110,22 @@ def test_the_digest_does_not_depend_on_walk_order(tmp_path: Path):
     assert forward.hexdigest() == tree.walk(str(root), frozenset())[1]
 
 
+def test_unwalked_folders_do_not_depend_on_walk_order(tmp_path: Path):
+    root = _make(tmp_path / "src")
+    listed = {}
+    for folder in ("", "a", "a/b"):  # "catalog" is named by the root, never listed
+        with os.scandir(root / folder) as it:
+            listed[folder] = list(it)
+    down, up = tree.TreeDigest(), tree.TreeDigest()
+    for folder in listed:
+        down.add(folder, listed[folder])
+    for folder in reversed(listed):  # children before the folders that name them
+        up.add(folder, listed[folder])
+    assert down.unwalked() == up.unwalked() == ("catalog",)
+    # Going down, only the frontier (and the root, which nothing names) is kept.
+    assert down._pending == {"catalog"} and down._early == {""}
+
+
 def test_names_cannot_shift_between_folders(tmp_path: Path):
     """Folder "a" holding "b/c"-like names is no tree with the same lines split otherwise."""
     one, two = tmp_path / "one", tmp_path / "two"
