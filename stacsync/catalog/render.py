@@ -75,6 +75,9 @@ class Renderer:
         self._rendered_early = False  # render_ready changed the disk
         self._failed: set[tuple[str, str]] = set()  # tried once this pass: next pass again
         self._code = ""  # the code stamp pages are rendered under, read once they are
+        # Files this pass just extracted, by path: their item renders from these instead of
+        # parsing the meta_json just written from them (~0.2 ms a file). Dropped once used.
+        self._fresh: dict[str, AssetMeta] = {}
         self.thumbnails = ItemThumbnails(settings, manifest, output, source)
 
     def render(self, summary: PassSummary, settings_changed: bool = True) -> None:
@@ -92,6 +95,7 @@ class Renderer:
             summary.catalog_written = self._render_catalog()
         summary.index_written = self._render_index(force=touched)
         self._render_parquet(force=summary.index_written)
+        self._fresh.clear()  # files whose item was not rendered (an error, a clash)
 
     def _summary_file_missing(self) -> bool:
         paths = [catalog_path(), *map(collection_path, self.collections)]
@@ -112,11 +116,17 @@ class Renderer:
                     self.db.mark_item_dirty(cid, iid)
 
     def render_ready(
-        self, items: list[tuple[str, str]], summary: PassSummary, offload: Offload | None = None
+        self,
+        items: list[tuple[str, str]],
+        summary: PassSummary,
+        offload: Offload | None = None,
+        committed: dict[str, AssetMeta] | None = None,
     ) -> None:
         """Render items whose files are all committed, while the pass still extracts others
         (a first build overlaps the two), their bytes made by `offload` (the pass's worker
-        processes) when given; `render` then finishes the rest."""
+        processes) when given; `render` then finishes the rest. `committed`: what the files
+        just committed were extracted as (what their manifest rows now hold)."""
+        self._fresh.update(committed or {})
         self._rendered_early |= self._render_items(items, summary, offload)
 
     def _render_items(
@@ -225,7 +235,7 @@ class Renderer:
         assets = []
         metas = []
         for row in rows:
-            meta = AssetMeta.from_json(row["meta_json"])
+            meta = self._fresh.pop(row["path"], None) or AssetMeta.from_json(row["meta_json"])
             metas.append(meta)
             address = self.source.local_path(row["path"])
             href = rewrite_href(self.settings, address)

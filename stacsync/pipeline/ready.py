@@ -7,7 +7,9 @@ one of its files changed (an item whose files all turned out touched has nothing
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
+from stacsync.core.records import AssetMeta
 from stacsync.pipeline.examine import Result, Work
 
 ItemKey = tuple[str, str]  # (collection id, item id)
@@ -43,3 +45,14 @@ def _items_of(w: Work) -> set[ItemKey]:
     if w.old is not None and w.old.item_id:
         keys.add((w.old.collection_id, w.old.item_id))
     return keys
+
+
+def extracted(batch: list[Result]) -> dict[str, AssetMeta]:
+    """What a committed batch's files were extracted as, by path: their items render from
+    these rather than parse the rows just written from them (thumbnails are kept apart)."""
+    metas = {}
+    for r in batch:
+        if r.extracted and r.meta is not None:
+            meta = r.meta
+            metas[r.work.entry.path] = replace(meta, thumbnail=None) if meta.thumbnail else meta
+    return metas

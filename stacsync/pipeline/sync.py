@@ -29,7 +29,7 @@ from stacsync.pipeline.assemble import make_output, make_parent_store, make_sour
 from stacsync.pipeline.examine import Examiner, Result, Work, file_name
 from stacsync.pipeline.extraction import choose_extraction
 from stacsync.pipeline.item_tables import fetch_all_tables
-from stacsync.pipeline.ready import ReadyItems
+from stacsync.pipeline.ready import ReadyItems, extracted
 from stacsync.pipeline.thumbnails import kept_thumbnail, with_thumbnail_bars
 from stacsync.publish.base import Output
 from stacsync.sources import Listing, Source
@@ -127,7 +127,7 @@ class SyncPass:
         if paths is None:
             self._check_source(listing)
         self.output.check_writable()
-        self._open_to_public()
+        self.output.make_public(self.settings)  # as the settings ask; it looks before it sets
         if self.db.last_pass_unfinished():
             self.output.sweep_temp_files()
         summary = PassSummary(output=self.settings.output_label)
@@ -179,10 +179,6 @@ class SyncPass:
                 f"source.min_files = {wanted} (is it mounted? is the path right?); nothing was "
                 "written. Set source.min_files = 0 (or --min-files 0) if the source may be empty."
             )
-
-    def _open_to_public(self) -> None:
-        """The output opens itself to public read as the settings ask (it looks before it sets)."""
-        self.output.make_public(self.settings)
 
     def _stat_only(self, paths: Iterable[str]) -> Listing:
         scope = frozenset(paths)
@@ -317,16 +313,19 @@ class SyncPass:
         total = len(work)
         batch: list[Result] = []
         ready = ReadyItems(work)
+
+        def commit() -> None:
+            self._commit(batch, summary)
+            renderer.render_ready(ready.done(batch), summary, extraction.offload, extracted(batch))
+
         with choose_extraction(self.settings, self.source, self.examiner, work) as extraction:
             for done, result in enumerate(extraction.results(work), start=1):
                 batch.append(result)
                 if len(batch) >= COMMIT_BATCH:
-                    self._commit(batch, summary)
-                    renderer.render_ready(ready.done(batch), summary, extraction.offload)
+                    commit()
                     batch = []
                 self.progress("extract", done, total)
-            self._commit(batch, summary)
-            renderer.render_ready(ready.done(batch), summary, extraction.offload)
+            commit()
 
     def _commit(self, batch: list[Result], summary: PassSummary) -> None:
         scanned_ns = wall_clock_ns()

@@ -16,6 +16,7 @@ import stacsync.catalog.index
 import stacsync.catalog.items
 from stacsync.config.load import quick_settings
 from stacsync.core.errors import ManifestLockedError
+from stacsync.core.records import AssetMeta
 from stacsync.demo import demo_config_toml, make_demo_tree
 from stacsync.manifest import queries
 from stacsync.manifest.db import Manifest
@@ -163,6 +164,33 @@ def test_second_instance_is_refused(real_tree, tmp_path):
     ):
         rescan(settings)
     rescan(settings)  # released on close
+
+
+@pytest.mark.parametrize("missions", [3, 29], ids=["threads", "processes"])
+def test_items_render_from_what_was_just_extracted_as_from_the_manifest(
+    tmp_path, monkeypatch, missions
+):
+    tree = make_demo_tree(tmp_path / "data", missions=missions, raster_size=64, points=200)
+    age(tree.root)
+    out = tmp_path / "catalog"
+    config = tmp_path / "stacsync.toml"
+    config.write_text(demo_config_toml(tree, out, tmp_path / "db.sqlite"))
+    parsed: list[str] = []
+    real = AssetMeta.from_json.__func__
+
+    def counted(cls, text):
+        parsed.append(text)
+        return real(cls, text)
+
+    monkeypatch.setattr(AssetMeta, "from_json", classmethod(counted))
+    first = rescan(config)
+    assert first.items_written == missions and first.errors == 0
+    assert parsed == []  # no row it had just written was parsed back
+    built = catalog_bytes(out)
+    shutil.rmtree(out)
+    again = rescan(config)  # every item again, from the manifest's rows this time
+    assert again.items_written == missions and len(parsed) == len(tree.files)
+    assert catalog_bytes(out) == built
 
 
 def test_modify_one_file_in_200_rewrites_one_item(tmp_path, monkeypatch, schema_root, testdata):
