@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
+# Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
+# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
+# not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
 import json
 import os
 from collections import namedtuple
 
-# Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
-# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
-# not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
-from stacsync.core.sha256 import sha256
+from stacsync.core.sha256 import sha256  # not hashlib's: loading OpenSSL costs ~2 ms
 
 try:
     # sqlite3's C core, all that `sqlite3` re-exports: the package adds adapters for datetime,
