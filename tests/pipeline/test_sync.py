@@ -174,7 +174,9 @@ def test_items_render_from_what_was_just_extracted_as_from_the_manifest(
     age(tree.root)
     out = tmp_path / "catalog"
     config = tmp_path / "stacsync.toml"
-    config.write_text(demo_config_toml(tree, out, tmp_path / "db.sqlite"))
+    # Two workers whatever the machine: 203 files then go to worker processes.
+    extract = "\n[extract]\nworkers = 2\n"
+    config.write_text(demo_config_toml(tree, out, tmp_path / "db.sqlite") + extract)
     parsed: list[str] = []
     real = AssetMeta.from_json.__func__
 
