@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMIT_BATCH = 200
+# Extracted records kept for items still waiting for files (~30 KB a raster with a full
+# footprint): an item whose files are spread over the tree must not keep every record of the
+# pass until it completes; past this, the oldest are dropped and parsed from the manifest.
+FRESH_RECORDS = 2 * COMMIT_BATCH
 
 # The shape of what the model writes from the same manifest rows, part of the pass's layout
 # fingerprint: a new value has the next pass re-render every item once (an item whose bytes
@@ -128,6 +132,8 @@ class Renderer:
         just committed were extracted as (what their manifest rows now hold)."""
         self._fresh.update(committed or {})
         self._rendered_early |= self._render_items(items, summary, offload)
+        for path in list(self._fresh)[: max(0, len(self._fresh) - FRESH_RECORDS)]:
+            del self._fresh[path]  # the oldest first: dicts keep insertion order
 
     def _render_items(
         self, dirty: list[tuple[str, str]], summary: PassSummary, offload: Offload | None = None

@@ -195,6 +195,40 @@ def test_items_render_from_what_was_just_extracted_as_from_the_manifest(
     assert catalog_bytes(out) == built
 
 
+def test_an_item_spread_over_the_tree_keeps_few_extracted_records(tmp_path, monkeypatch):
+    import stacsync.catalog.render as render
+
+    tree = make_demo_tree(tmp_path / "data", missions=29, raster_size=64, points=200)
+    age(tree.root)
+    # One item per kind of product, its assets the missions: no item is complete before the
+    # last mission is extracted.
+    match = r"missions/(?P<asset>\d{6})/processed[^/]*/full/(?P<item>[^/.]+)\.(tif|laz)$"
+
+    def build(name: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        (tmp_path / f"{name}.toml").write_text(
+            f'[source]\npath = "{tree.root}"\n[output]\npath = "{out}"\n'
+            f'[manifest]\npath = "{tmp_path / name}.db"\n[extract]\nworkers = 2\n'
+            f'[[collection]]\nid = "products"\ndescription = "Products."\nmatch = \'{match}\'\n'
+        )
+        summary = rescan(tmp_path / f"{name}.toml")
+        assert summary.errors == 0 and summary.items_written == 7
+        return catalog_bytes(out)
+
+    whole = build("whole")
+    held: list[int] = []
+    real = render.Renderer.render_ready
+
+    def counted(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        held.append(len(self._fresh))
+
+    monkeypatch.setattr(render, "FRESH_RECORDS", 10)
+    monkeypatch.setattr(render.Renderer, "render_ready", counted)
+    assert build("bounded") == whole
+    assert held and max(held) == 10  # the rest was parsed back from the manifest
+
+
 def test_modify_one_file_in_200_rewrites_one_item(tmp_path, monkeypatch, schema_root, testdata):
     tree = make_demo_tree(tmp_path / "data", missions=29, raster_size=64, points=200)
     assert len(tree.files) >= 200
