@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -434,7 +433,7 @@ class Renderer:
         try:
             with self.output.open_atomic(path) as out:
                 hasher.target = out
-                written = write_items_parquet(self._item_texts(), hasher)
+                written = write_items_parquet(self.db.iter_item_texts(), hasher)  # items as written
         except GeoParquetError as exc:
             # An optional copy of what the catalog already says: keep the last good file
             # (open_atomic dropped the partial one) and let the pass finish.
@@ -444,10 +443,6 @@ class Renderer:
             self.db.set_written_hash(path, hasher.hexdigest())
         log.info("wrote %s (%d items)", path, written.items)
         return True
-
-    def _item_texts(self) -> Iterator[str]:
-        # The items as written (their own links), not the index lines.
-        return self.db.iter_item_texts()
 
     def _feature_lines(self):
         from stacsync.catalog.model import feature_line
