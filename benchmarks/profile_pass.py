@@ -11,6 +11,7 @@ import io
 import pstats
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from concurrent.futures import Future
 from typing import Any
 
 
@@ -28,6 +29,11 @@ class SerialExecutor:
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
         return map(fn, items)
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
 
 
 def profiled_rescan(config: Path) -> None:
