@@ -10,8 +10,8 @@ import cProfile
 import io
 import pstats
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 
@@ -41,8 +41,12 @@ def profiled_rescan(config: Path) -> None:
     import stacsync.pipeline.extraction
     from stacsync.cli.main import cli
 
+    pooled = stacsync.pipeline.extraction.ThreadPoolExecutor
     stacsync.pipeline.extraction.ThreadPoolExecutor = SerialExecutor  # type: ignore[misc]
-    cli.main(["rescan", "--config", str(config), "--json"], standalone_mode=False)
+    try:
+        cli.main(["rescan", "--config", str(config), "--json"], standalone_mode=False)
+    finally:
+        stacsync.pipeline.extraction.ThreadPoolExecutor = pooled  # type: ignore[misc]
 
 
 def report(stats: pstats.Stats, top: int) -> str:
