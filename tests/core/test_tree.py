@@ -146,6 +146,16 @@ def test_a_recorder_keeps_no_entry_of_a_folder_once_the_next_is_listed(tmp_path:
     assert recorder._pending is None
 
 
+def test_a_digest_keeps_32_bytes_a_folder_until_it_is_read(tmp_path: Path):
+    # A 100,000-file tree has ~43,000 folders: a record of the folder's name and digest as
+    # text would be ~6 MB of a first build's memory.
+    root = _make(tmp_path / "src")
+    folders = sum(1 for _ in os.walk(root))
+    found = _recorded(root)
+    assert len(found._records) == 32 * folders
+    assert found.hexdigest() == tree.walk(str(root), frozenset())[1]
+
+
 def test_a_symbolic_link_makes_a_tree_incomparable(tmp_path: Path):
     root = _make(tmp_path / "src")
     (root / "a" / "link.tif").symlink_to(root / "a" / "one.tif")
