@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,10 +118,11 @@ class DaskExtraction:
             client, self.client = self.client, None
             client.close()
 
-    def results(self, work: list[Work]) -> Iterator[Result]:
+    def results(self, work: Iterable[Work]) -> Iterator[Result]:
         """One Result per Work, in the order of `work`, as the batches come back."""
         if self.client is None:
             raise RuntimeError("DaskExtraction.results outside its `with` block")
+        work = list(work)  # all sent at once: the scheduler spreads them, and a lost one is resent
         if work:
             yield from _Run(self, work).results()
 

@@ -27,8 +27,9 @@ AHEAD = 4  # calls submitted per thread beyond those whose results were taken
 class Extraction(Protocol):
     """Runs `Examiner.examine` over a pass's work; a context manager that frees its workers."""
 
-    def results(self, work: list[Work]) -> Iterator[Result]:
-        """One Result per Work, in the order of `work`, as they become available."""
+    def results(self, work: Iterable[Work]) -> Iterator[Result]:
+        """One Result per Work, in the order of `work`, as they become available; `work` is
+        taken as it is needed (see `handed_over`)."""
         ...
 
     @property
@@ -64,7 +65,7 @@ class LocalExtraction:
         else:
             self.threads = workers
 
-    def results(self, work: list[Work]) -> Iterator[Result]:
+    def results(self, work: Iterable[Work]) -> Iterator[Result]:
         if self.pool is not None:
             yield from self.pool.examine(work, self.settings)
             return
@@ -93,6 +94,18 @@ def choose_extraction(
 
         return DaskExtraction(settings, settings.scheduler)
     return LocalExtraction(settings, source, examiner, work)
+
+
+def handed_over(work: list[Work]) -> Iterator[Work]:
+    """Each Work of `work` in order, dropped from the list as it is taken (the list ends empty).
+
+    A first build's work list holds a Work, a placement and a stat per file: handed over this
+    way, each is freed once its result is committed, and what a big pass renders at its end
+    reuses their memory instead of adding to it.
+    """
+    work.reverse()
+    while work:
+        yield work.pop()
 
 
 def ordered_map(

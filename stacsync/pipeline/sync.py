@@ -27,7 +27,7 @@ from stacsync.manifest.rows import FileRow, now_iso, wall_clock_ns
 from stacsync.pipeline.api_push import push_api
 from stacsync.pipeline.assemble import make_output, make_parent_store, make_source
 from stacsync.pipeline.examine import Examiner, Result, Work, file_name
-from stacsync.pipeline.extraction import choose_extraction
+from stacsync.pipeline.extraction import choose_extraction, handed_over
 from stacsync.pipeline.item_tables import fetch_all_tables
 from stacsync.pipeline.ready import ReadyItems, extracted
 from stacsync.pipeline.thumbnails import kept_thumbnail, with_thumbnail_bars
@@ -123,7 +123,6 @@ class SyncPass:
         started = time.monotonic()
         # Listed before anything is written: a source that cannot be trusted changes nothing.
         listing = self.source.list() if paths is None else self._stat_only(paths)
-        self.listing = listing  # what pipeline.witness vouches for after the pass
         if paths is None:
             self._check_source(listing)
         self.output.check_writable()
@@ -142,7 +141,9 @@ class SyncPass:
         layout_changed = self._refresh_layout_if_changed(rows)
         if layout_changed:
             rows = self.db.file_rows()
+        self.listed = listing.facts()  # what pipeline.witness vouches for after the pass
         work = with_thumbnail_bars(self._diff(listing, rows, summary), self.db)
+        del listing, rows  # a first build's biggest objects: the work holds what it needs
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
         self._process(work, summary, renderer)
         shaping = self._render_fingerprint()
@@ -319,7 +320,7 @@ class SyncPass:
             renderer.render_ready(ready.done(batch), summary, extraction.offload, extracted(batch))
 
         with choose_extraction(self.settings, self.source, self.examiner, work) as extraction:
-            for done, result in enumerate(extraction.results(work), start=1):
+            for done, result in enumerate(extraction.results(handed_over(work)), start=1):
                 batch.append(result)
                 if len(batch) >= COMMIT_BATCH:
                     commit()

@@ -151,10 +151,10 @@ def _build(
     _refuse_settings(full)
     if recorder is None:
         raise _NoWitness("the source is not a local folder")
-    listing = getattr(full, "listing", None)
-    if listing is None or listing.scope is not None:
+    listed = getattr(full, "listed", None)
+    if listed is None or not listed.full:
         raise _NoWitness("not a full listing")
-    if listing.failed_dirs or listing.skipped or listing.problems or summary.listing_problems:
+    if not listed.clean or summary.listing_problems:
         raise _NoWitness("the listing reported problems (they are reported again each pass)")
     # Only a pass that found nothing to do vouches: the next is then its twin, summary and all.
     # (After a change the next full pass leaves the witness; changed passes pay nothing for it.)
@@ -162,7 +162,7 @@ def _build(
     del no_change["seconds"]
     if no_change != _NOTHING_DONE | {k: no_change[k] for k in _STILL_TRUE}:
         raise _NoWitness("the pass changed, deferred or failed to render something")
-    if summary.unchanged != len(listing.entries):
+    if summary.unchanged != listed.files:
         raise _NoWitness("not every listed file was found unchanged")
     # As the next pass returns them: the stored value, in its stored order (this pass may have
     # computed them afresh, in collection order).
@@ -181,7 +181,7 @@ def _build(
     if _manifest_path(before) != s.manifest_path:
         raise _NoWitness("the manifest path cannot be found without the loader")
     seen = _tree(recorder)
-    facts = _manifest_facts(db, summary, len(listing.entries))
+    facts = _manifest_facts(db, summary, listed.files)
     return witness.Witness(
         config_path=str(before.config_path),
         config_sha256=config_sha,
@@ -192,7 +192,7 @@ def _build(
         tree_entries=seen.entries,
         tree_sha256=seen.hexdigest(),
         unwalked=seen.unwalked(),
-        newest_mtime_ns=max((e.mtime_ns for e in listing.entries.values()), default=0),
+        newest_mtime_ns=listed.newest_mtime_ns,
         settle_ns=int(s.settle_seconds * 1e9),
         side_files=side_files,
         output_root=str(full.output.root),

@@ -11,9 +11,10 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
 from typing import Any
 
 from stacsync.config.settings import Settings
@@ -55,10 +56,11 @@ class ExtractorPool:
         self._worked = False  # some worker returned a result: the pool itself can run
         self._unavailable = False  # workers cannot even start here: examine in this process
 
-    def examine(self, work: list[Work], settings: Settings) -> Iterator[Result]:
+    def examine(self, work: Iterable[Work], settings: Settings) -> Iterator[Result]:
         """One Result per Work, in the order of `work`, at most a few batches ahead of it."""
         token = settings_token(settings)
-        batches = (work[i : i + BATCH_FILES] for i in range(0, len(work), BATCH_FILES))
+        taken = iter(work)
+        batches = iter(lambda: list(islice(taken, BATCH_FILES)), [])
         queue: deque[tuple[list[Work], Sent]] = deque()
         while True:
             # Enough in flight that no worker waits; no more, so memory stays bounded.

@@ -31,6 +31,15 @@ class Listing:
         """How many files the source listed (some may be held back from this pass)."""
         return len(self.entries)
 
+    def facts(self) -> ListingFacts:
+        """What a pass keeps of this listing once its diff is done (the entries can go)."""
+        return ListingFacts(
+            files=len(self.entries),
+            newest_mtime_ns=max((e.mtime_ns for e in self.entries.values()), default=0),
+            full=self.scope is None,
+            clean=not (self.failed_dirs or self.skipped or self.problems),
+        )
+
     def skip(self, relpath: str, reason: str) -> None:
         """Record a path that was seen and left out, and why (a sentence a person can act on)."""
         self.skipped[relpath] = reason
@@ -43,6 +52,16 @@ class Listing:
         return not any(
             d == "" or relpath == d or relpath.startswith(d + "/") for d in self.failed_dirs
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFacts:
+    """A listing summed up for the pass's witness: a pass drops the entries after its diff."""
+
+    files: int
+    newest_mtime_ns: int  # 0 when nothing was listed
+    full: bool  # the whole source, not a partial (event-driven) listing
+    clean: bool  # no folder failed, no path skipped, no problem reported
 
 
 class Source(Protocol):

@@ -7,6 +7,7 @@ the test counts reads in flight (what makes it ~N× faster), not seconds.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import shutil
 import threading
 import time
@@ -123,3 +124,45 @@ def test_ordered_map_cancels_what_has_not_started_when_the_caller_stops():
         results.close()  # 2, 3 and 4 have not started: cancelled
         release.set()
     assert started == [0, 1]
+
+
+def test_a_pass_lets_go_of_each_files_work_once_it_is_committed(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A first build holds a Work (its stat and placement) per file: kept to the end, they
+    # would be a big store's largest objects while its catalog is rendered.
+    import stacsync.pipeline.sync
+    from stacsync.catalog.render import Renderer
+    from stacsync.pipeline.examine import Work
+
+    def live_works() -> int:  # beyond those earlier tests left behind
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, Work)) - before
+
+    before = 0
+    before = live_works()
+
+    at_commit: list[int] = []
+    at_render: list[int] = []
+    commit, render = SyncPass._commit, Renderer.render
+
+    def counted_commit(self, batch, summary):
+        at_commit.append(live_works())
+        commit(self, batch, summary)
+
+    def counted_render(self, *args, **kwargs):
+        at_render.append(live_works())
+        return render(self, *args, **kwargs)
+
+    monkeypatch.setattr(stacsync.pipeline.sync, "COMMIT_BATCH", 4)
+    monkeypatch.setattr(SyncPass, "_commit", counted_commit)
+    monkeypatch.setattr(Renderer, "render", counted_render)
+    settings = quick_settings(tree, tmp_path / "catalog", tmp_path / "m.db")
+    settings = dataclasses.replace(settings, workers=1)
+    with Manifest.open_writer(settings.manifest_path, purpose="test") as db:
+        summary = SyncPass(settings, db).run()
+    assert summary.added == 24 and summary.errors == 0
+    # Before each commit of 4: those 4 and every file not committed yet (then the loop's
+    # closing commit, of none). The catalog renders with none left.
+    assert at_commit[:6] == [24, 20, 16, 12, 8, 4]
+    assert at_render == [0]
