@@ -13,6 +13,7 @@ from typing import Any
 
 from stacsync.core.clock import now_iso as now_iso  # kept here for its importers
 from stacsync.core.names import display, from_db, is_utf8, to_db
+from stacsync.core.records import FileState, SourceEntry
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, ~1 us a row more,
@@ -32,6 +33,27 @@ class FileRow:
     error_transient: bool
     scanned_ns: int
     etag: str | None = None  # an object store's version token (S3 ETag), if it lists one
+
+    def same_version(self, entry: SourceEntry) -> bool:
+        """A good file the store lists with the version token (S3 ETag) and size it had."""
+        return (
+            entry.etag is not None
+            and entry.etag == self.etag
+            and entry.size == self.size
+            and self.status == FileState.OK
+        )
+
+    def needs_look(self, entry: SourceEntry, racy_window_ns: int) -> bool:
+        """True when the listed file must be checksummed or extracted again: its stat
+        changed, it failed for a reason that may pass, it is pending, or it was scanned within
+        `racy_window_ns` of its mtime (it may have changed again within the same tick)."""
+        if self.size != entry.size or self.mtime_ns != entry.mtime_ns:
+            return True
+        if self.status == FileState.ERROR:
+            return bool(self.error_transient)
+        if self.status == FileState.PENDING:
+            return True
+        return self.mtime_ns + racy_window_ns >= self.scanned_ns
 
 
 def wall_clock_ns() -> int:

@@ -117,15 +117,15 @@ class Examiner:
             return checksum_stream(stream, self.settings.checksum)
 
 
-def worth_processes(work: list[Work], workers: int, source: Source) -> bool:
-    """Parse headers in processes when enough local files are new (a first build)."""
-    if workers < 2:
+def worth_processes(new: int, first: str | None, workers: int, source: Source) -> bool:
+    """Parse headers in processes when enough local files are new (a first build): `new`
+    files are extracted for sure (not checksummed first), the first of them at `first`."""
+    if workers < 2 or first is None:
         return False
-    new = [w for w in work if not w.checksum_first]
     # Processes open local files by path; a remote source (iRODS, S3) is latency-bound: the
     # pass's threads wait on the network, and a forked client connection is not safe.
-    local = bool(new) and not source.remote and source.readable_path(new[0].entry.path) is not None
-    return len(new) >= MIN_PROCESS_FILES and local
+    local = not source.remote and source.readable_path(first) is not None
+    return new >= MIN_PROCESS_FILES and local
 
 
 def file_name(path: str) -> str:

@@ -18,6 +18,7 @@ from stacsync.sources import Source
 
 if TYPE_CHECKING:
     from stacsync.catalog.item_render import Offload
+    from stacsync.pipeline.plan import WorkPlan
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -29,7 +30,7 @@ class Extraction(Protocol):
 
     def results(self, work: Iterable[Work]) -> Iterator[Result]:
         """One Result per Work, in the order of `work`, as they become available; `work` is
-        taken as it is needed (see `handed_over`)."""
+        taken as it is needed (see `WorkPlan.handed_over`)."""
         ...
 
     @property
@@ -51,14 +52,14 @@ class LocalExtraction:
     processes, which checksum and extract them (and render items: `offload`).
     """
 
-    def __init__(self, settings: Settings, source: Source, examiner: Examiner, work: list[Work]):
+    def __init__(self, settings: Settings, source: Source, examiner: Examiner, plan: WorkPlan):
         self.settings = settings
         self.examiner = examiner
         self.pool = None
         workers = settings.workers or os.cpu_count() or 1
         if source.remote:
             self.threads = max(1, settings.remote_threads)
-        elif worth_processes(work, workers, source):
+        elif worth_processes(plan.to_extract, plan.first_to_extract, workers, source):
             from stacsync.pipeline.workers import ExtractorPool  # multiprocessing: when used
 
             self.pool = ExtractorPool(workers)
@@ -86,26 +87,14 @@ class LocalExtraction:
 
 
 def choose_extraction(
-    settings: Settings, source: Source, examiner: Examiner, work: list[Work]
+    settings: Settings, source: Source, examiner: Examiner, plan: WorkPlan
 ) -> Extraction:
     """The strategy `settings` ask for: a Dask scheduler when one is configured, else local."""
     if settings.scheduler:
         from stacsync.pipeline.distributed import DaskExtraction  # dask: only when configured
 
         return DaskExtraction(settings, settings.scheduler)
-    return LocalExtraction(settings, source, examiner, work)
-
-
-def handed_over(work: list[Work]) -> Iterator[Work]:
-    """Each Work of `work` in order, dropped from the list as it is taken (the list ends empty).
-
-    A first build's work list holds a Work, a placement and a stat per file: handed over this
-    way, each is freed once its result is committed, and what a big pass renders at its end
-    reuses their memory instead of adding to it.
-    """
-    work.reverse()
-    while work:
-        yield work.pop()
+    return LocalExtraction(settings, source, examiner, plan)
 
 
 def ordered_map(

@@ -16,14 +16,16 @@ ItemKey = tuple[str, str]  # (collection id, item id)
 
 
 class ReadyItems:
-    """Tracks one pass's work list; `done(batch)` returns the items it completed."""
+    """Tracks one pass's work: `expect` each Work first, then `done(batch)` returns the items
+    each batch of results completed."""
 
-    def __init__(self, work: list[Work]):
+    def __init__(self) -> None:
         self._left: Counter[ItemKey] = Counter()
-        for w in work:
-            for key in _items_of(w):
-                self._left[key] += 1
         self._changed: set[ItemKey] = set()
+
+    def expect(self, work: Work) -> None:
+        for key in _items_of(work):
+            self._left[key] += 1
 
     def done(self, batch: list[Result]) -> list[ItemKey]:
         ready = []

@@ -27,10 +27,11 @@ from stacsync.manifest.rows import FileRow, now_iso, wall_clock_ns
 from stacsync.pipeline.api_push import push_api
 from stacsync.pipeline.assemble import make_output, make_parent_store, make_source
 from stacsync.pipeline.examine import Examiner, Result, Work, file_name
-from stacsync.pipeline.extraction import choose_extraction, handed_over
+from stacsync.pipeline.extraction import choose_extraction
 from stacsync.pipeline.item_tables import fetch_all_tables
-from stacsync.pipeline.ready import ReadyItems, extracted
-from stacsync.pipeline.thumbnails import kept_thumbnail, with_thumbnail_bars
+from stacsync.pipeline.plan import WorkPlan
+from stacsync.pipeline.ready import extracted
+from stacsync.pipeline.thumbnails import kept_thumbnail
 from stacsync.publish.base import Output
 from stacsync.sources import Listing, Source
 from stacsync.sources.include import is_included
@@ -142,10 +143,10 @@ class SyncPass:
         if layout_changed:
             rows = self.db.file_rows()
         self.listed = listing.facts()  # what pipeline.witness vouches for after the pass
-        work = with_thumbnail_bars(self._diff(listing, rows, summary), self.db)
-        del listing, rows  # a first build's biggest objects: the work holds what it needs
+        plan = self._diff(listing, rows, summary)
+        del listing, rows  # a first build's biggest objects: the plan holds what it needs
         renderer = Renderer(self.settings, self.db, self.output, self.layout, self.source)
-        self._process(work, summary, renderer)
+        self._process(plan, summary, renderer)
         shaping = self._render_fingerprint()
         settings_changed = self.db.state.render_fingerprint != shaping
         renderer.render(summary, settings_changed=settings_changed)
@@ -198,32 +199,32 @@ class SyncPass:
 
     # -- diff ----------------------------------------------------------------------------
 
-    def _diff(self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary) -> list[Work]:
+    def _diff(self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary) -> WorkPlan:
         """Sort every listed file into unchanged / deferred / work, and drop removed files."""
         now_ns = wall_clock_ns()
         settle_ns = int(self.settings.settle_seconds * 1e9)
-        work: list[Work] = []
+        plan = WorkPlan(lambda entry: self._work(entry, self.layout.place(entry.path), None))
         touched: list[SourceEntry] = []
         for path, entry in listing.entries.items():
             old = rows.get(path)
             if settle_ns and entry.mtime_ns > now_ns - settle_ns:
                 summary.deferred += 1
                 continue
-            if old is not None and _same_version(old, entry):
+            if old is not None and old.same_version(entry):
                 # The store says these are the same bytes: nothing to read, whatever the mtime.
                 if entry.mtime_ns != old.mtime_ns:
                     touched.append(entry)
                 else:
                     summary.unchanged += 1
                 continue
-            if old is not None and not _needs_look(old, entry):
+            if old is not None and not old.needs_look(entry, RACY_WINDOW_NS):
                 summary.unchanged += 1
                 continue
             if self._checksum_decides(old, entry):
                 # Most such files turn out touched: place them (which may read a metadata
                 # table) only once the checksum says their content changed.
                 crs = self.collections[old.collection_id].crs
-                work.append(Work(entry, None, old, crs, checksum_first=True))
+                plan.add(Work(entry, None, old, crs, checksum_first=True))
                 continue
             placement = self.layout.place(path)
             if placement is None:
@@ -232,14 +233,15 @@ class SyncPass:
             if not placement.placed:
                 self._record_unplaced(entry, placement, old, summary)
                 continue
-            work.append(self._work(entry, placement, old))
+            plan.add(self._work(entry, placement, old))
         if touched:
             with self.db.transaction():
                 for entry in touched:
                     self.db.update_stat(entry.path, entry.mtime_ns, now_ns, entry.etag)
             summary.touched += len(touched)
         self._remove_missing(listing, rows, summary)
-        return work
+        plan.finish(self.db)
+        return plan
 
     def _checksum_decides(self, old: FileRow | None, entry: SourceEntry) -> bool:
         """A known good file with a stored checksum: its checksum says touched or modified.
@@ -255,7 +257,9 @@ class SyncPass:
             and self.settings.checksum != "none"
         )
 
-    def _work(self, entry: SourceEntry, placement: Placement, old: FileRow | None) -> Work:
+    def _work(self, entry: SourceEntry, placement: Placement | None, old: FileRow | None) -> Work:
+        if placement is None or not placement.placed:  # placed again, as the diff placed it
+            raise RuntimeError(f"{display(entry.path)}: its placement changed during the pass")
         collection = self.collections[placement.collection_id]
         return Work(entry, placement, old, collection.crs, checksum_first=False)
 
@@ -306,21 +310,21 @@ class SyncPass:
 
     # -- checksum + extract, in worker threads; commits on this thread ------------------
 
-    def _process(self, work: list[Work], summary: PassSummary, renderer: Renderer) -> None:
+    def _process(self, plan: WorkPlan, summary: PassSummary, renderer: Renderer) -> None:
         """Examine the work, commit results in batches, and render each item as soon as all
         its files are committed, while the workers go on with the rest."""
-        if not work:
+        if not plan:
             return
-        total = len(work)
+        total = len(plan)
         batch: list[Result] = []
-        ready = ReadyItems(work)
 
         def commit() -> None:
             self._commit(batch, summary)
-            renderer.render_ready(ready.done(batch), summary, extraction.offload, extracted(batch))
+            ready = plan.ready.done(batch)
+            renderer.render_ready(ready, summary, extraction.offload, extracted(batch))
 
-        with choose_extraction(self.settings, self.source, self.examiner, work) as extraction:
-            for done, result in enumerate(extraction.results(handed_over(work)), start=1):
+        with choose_extraction(self.settings, self.source, self.examiner, plan) as extraction:
+            for done, result in enumerate(extraction.results(plan.handed_over()), start=1):
                 batch.append(result)
                 if len(batch) >= COMMIT_BATCH:
                     commit()
@@ -477,24 +481,3 @@ class SyncPass:
         with self.db.transaction():
             self.db.state.unused_rows = unused
         return unused
-
-
-def _same_version(old: FileRow, entry: SourceEntry) -> bool:
-    """A good file the store lists with the version token (S3 ETag) and size it had."""
-    return (
-        entry.etag is not None
-        and entry.etag == old.etag
-        and entry.size == old.size
-        and old.status == FileState.OK
-    )
-
-
-def _needs_look(old: FileRow, entry: SourceEntry) -> bool:
-    """True when a listed file must be checksummed or extracted again."""
-    if old.size != entry.size or old.mtime_ns != entry.mtime_ns:
-        return True
-    if old.status == FileState.ERROR:
-        return bool(old.error_transient)
-    if old.status == FileState.PENDING:
-        return True
-    return old.mtime_ns + RACY_WINDOW_NS >= old.scanned_ns

@@ -7,7 +7,6 @@ a first build's pixel work on images nobody sees.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 
 from stacsync.core.records import AssetMeta
 from stacsync.extract.dispatch import reader_for
@@ -15,39 +14,83 @@ from stacsync.extract.shown import PixelPolicy, ThumbnailBar, key_rank, show_ran
 from stacsync.manifest.db import NO_THUMBNAIL, Manifest
 from stacsync.pipeline.examine import Work
 
+Ranked = tuple[int, str]  # (show rank at worst, asset key): the lowest is shown
 
-def with_thumbnail_bars(work: list[Work], db: Manifest) -> list[Work]:
-    """`work`, changed in place: a `ThumbnailBar` on each raster whose item has other rasters.
 
-    The bar is the best (rank, key) the item's other rasters have at worst: the rasters in
-    this pass by their key alone (their header is not read yet), the item's other good files
-    by their known header. A raster that cannot beat it is never shown, so it draws nothing.
-    In place, so that a first build never holds two Works for a raster.
+class _ItemRasters:
+    """One item's rasters in the pass, by key alone: the best two, and how often the best is."""
+
+    __slots__ = ("best", "count", "known", "second")
+
+    def __init__(self) -> None:
+        self.best: Ranked | None = None
+        self.count = 0
+        self.second: Ranked | None = None  # the least above `best`
+        self.known: Ranked | None = None  # the best of the item's good files not in the pass
+
+    def add(self, ranked: Ranked) -> None:
+        if self.best is None or ranked < self.best:
+            self.best, self.second, self.count = ranked, self.best, 1
+        elif ranked == self.best:
+            self.count += 1
+        elif self.second is None or ranked < self.second:
+            self.second = ranked
+
+    def others(self, ranked: Ranked) -> Ranked | None:
+        """The best (rank, key) of the item's rasters but one raster ranked `ranked`."""
+        in_pass = self.second if ranked == self.best and self.count == 1 else self.best
+        return min((r for r in (in_pass, self.known) if r is not None), default=None)
+
+
+class ThumbnailBars:
+    """The bar each raster of a pass must beat to be shown: the best (rank, key) its item's
+    other rasters have at worst. The rasters in the pass count by their key alone (their
+    header is not read yet), the item's other good files by their known header. A raster
+    that cannot beat its bar is never shown, so it draws nothing.
+
+    `add` every Work of the pass, `finish` once, then `bar` for each. It keeps a few facts per
+    item, never a Work: a first build's work list is not held whole.
     """
-    by_item: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-    for index, w in enumerate(work):
-        place = _where(w)
-        if place is not None and reader_for(w.entry.path) == "raster":
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], _ItemRasters] = {}
+        self._again: set[str] = set()  # known files the pass examines again: not "other files"
+        self._shared: dict[tuple[str, int, str], ThumbnailBar] = {}  # a few distinct ones
+
+    def add(self, work: Work) -> None:
+        if work.old is not None:
+            self._again.add(work.entry.path)
+        place = _where(work)
+        if place is not None and reader_for(work.entry.path) == "raster":
             cid, iid, key = place
-            by_item[(cid, iid)].append((index, key))
-    bars: dict[tuple[str, int, str], ThumbnailBar] = {}  # a few distinct ones: share them
-    for (cid, iid), rasters in by_item.items():
-        in_work = {work[i].entry.path for i, _ in rasters}
-        known = [
-            (
-                show_rank(row["asset_key"], AssetMeta.from_json(row["meta_json"]).raster),
-                row["asset_key"],
-            )
-            for row in db.item_files(cid, iid)
-            if row["path"] not in in_work and reader_for(row["path"]) == "raster"
-        ]
-        for i, key in rasters:
-            others = known + [(key_rank(k), k) for j, k in rasters if j != i]
-            if others:
-                rank, other_key = min(others)
-                bar = bars.setdefault((key, rank, other_key), ThumbnailBar(key, rank, other_key))
-                work[i] = dataclasses.replace(work[i], thumbnail=bar)
-    return work
+            self._items.setdefault((cid, iid), _ItemRasters()).add((key_rank(key), key))
+
+    def finish(self, db: Manifest) -> None:
+        """Read the known headers of the items' other good rasters."""
+        for (cid, iid), rasters in self._items.items():
+            known = [
+                (
+                    show_rank(row["asset_key"], AssetMeta.from_json(row["meta_json"]).raster),
+                    row["asset_key"],
+                )
+                for row in db.item_files(cid, iid)
+                if row["path"] not in self._again and reader_for(row["path"]) == "raster"
+            ]
+            rasters.known = min(known, default=None)
+        self._again.clear()
+
+    def bar(self, work: Work) -> Work:
+        """`work` with its bar; as it is when it is no raster or its item has no other."""
+        place = _where(work)
+        if place is None or reader_for(work.entry.path) != "raster":
+            return work
+        cid, iid, key = place
+        others = self._items[(cid, iid)].others((key_rank(key), key))
+        if others is None:
+            return work
+        rank, other_key = others
+        bar = self._shared.setdefault((key, rank, other_key), ThumbnailBar(key, rank, other_key))
+        return dataclasses.replace(work, thumbnail=bar)
 
 
 def _where(w: Work) -> tuple[str, str, str] | None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from helpers import age, catalog_bytes
 
-import stacsync.pipeline.thumbnails
 from stacsync.demo import demo_config_toml, make_demo_tree
 from stacsync.extract.shown import ThumbnailBar
 from stacsync.pipeline.sync import rescan
+from stacsync.pipeline.thumbnails import ThumbnailBars
 
 
 def _thumbnails(db: Path) -> list[str]:
@@ -28,7 +28,7 @@ def _build(root: Path, bars: bool, monkeypatch) -> tuple[Path, Path]:
     config = root / "stacsync.toml"
     config.write_text(demo_config_toml(tree, root / "catalog", root / "m.db"))
     if not bars:  # every raster draws its thumbnail, as before
-        monkeypatch.setattr(stacsync.pipeline.sync, "with_thumbnail_bars", lambda work, db: work)
+        monkeypatch.setattr(ThumbnailBars, "bar", lambda self, work: work)
     summary = rescan(config)
     monkeypatch.undo()
     assert summary.errors == 0 and summary.items_written == 2
@@ -87,3 +87,46 @@ def test_the_bar_lets_a_raster_through_only_when_it_can_be_shown():
     behind_dsm = ThumbnailBar("chm-mesh", 1, "dsm-mesh")
     assert behind_dsm.draws(raster("float32"))  # chm-mesh sorts before dsm-mesh
     assert not ThumbnailBar("notes", 1, "dsm").draws(raster("float32"))
+
+
+def test_each_raster_gets_the_best_of_its_items_other_rasters(tmp_path):
+    # The bars are tallied per item (best two, and how often the best is), never over a list
+    # of every Work: checked against "the least (rank, key) of every other raster of the item"
+    # on items that repeat keys, rank them alike and hold point clouds.
+    import random
+
+    from stacsync.catalog.layout import Placement
+    from stacsync.core.records import SourceEntry
+    from stacsync.extract.shown import key_rank
+    from stacsync.manifest.db import Manifest
+    from stacsync.pipeline.examine import Work
+
+    keys = ["ortho", "orthomosaic", "dsm", "dtm-ptcloud", "chm", "ndvi", "zeta", "alpha"]
+    pick = random.Random(17)
+    works = []
+    for n in range(400):
+        item, key = f"m{pick.randrange(40)}", pick.choice(keys)
+        suffix = ".laz" if pick.random() < 0.15 else ".tif"
+        place = Placement("c", item, key, None, {}, None)
+        works.append(Work(SourceEntry(f"{item}/{n}{suffix}", 1, 1), place, None, None, False))
+    bars = ThumbnailBars()
+    for w in works:
+        bars.add(w)
+    with Manifest.open_writer(tmp_path / "m.db") as db:
+        bars.finish(db)
+    rasters = [w for w in works if w.entry.path.endswith(".tif")]
+    with_bars = 0
+    for w in works:
+        others = [
+            (key_rank(o.placement.asset_key), o.placement.asset_key)
+            for o in rasters
+            if o is not w and o.placement.item_id == w.placement.item_id
+        ]
+        got = bars.bar(w).thumbnail
+        if w in rasters and others:
+            want = ThumbnailBar(w.placement.asset_key, *min(others))
+            assert got == want
+            with_bars += 1
+        else:
+            assert got is None
+    assert with_bars > 300
