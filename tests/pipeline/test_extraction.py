@@ -136,23 +136,22 @@ def test_a_pass_lets_go_of_each_files_work_once_it_is_committed(
     from stacsync.pipeline.examine import Work
     from stacsync.pipeline.extraction import AHEAD
 
-    def live_works() -> int:  # beyond those earlier tests left behind
+    def live_works() -> int:
         gc.collect()
-        return sum(1 for o in gc.get_objects() if isinstance(o, Work)) - before
+        return sum(1 for o in gc.get_objects() if isinstance(o, Work))
 
-    before = 0
-    before = live_works()
+    left_behind = live_works()  # by earlier tests
 
     at_commit: list[int] = []
     at_render: list[int] = []
     commit, render = SyncPass._commit, Renderer.render
 
     def counted_commit(self, batch, summary):
-        at_commit.append(live_works())
+        at_commit.append(live_works() - left_behind)
         commit(self, batch, summary)
 
     def counted_render(self, *args, **kwargs):
-        at_render.append(live_works())
+        at_render.append(live_works() - left_behind)
         return render(self, *args, **kwargs)
 
     monkeypatch.setattr(stacsync.pipeline.sync, "COMMIT_BATCH", 4)
