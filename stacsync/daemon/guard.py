@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from stacsync.core.packed import PackedEntries
 from stacsync.core.records import SourceEntry
 from stacsync.sources import Listing, Source
 
@@ -63,7 +64,7 @@ class GuardedSource:
         listing = self._checked(self.inner.list())
         self.failed = "" in listing.failed_dirs
         guarded = _GuardedListing(
-            entries=dict(listing.entries),
+            entries=PackedEntries(listing.entries.values()),
             failed_dirs=listing.failed_dirs,
             problems=listing.problems,
             scope=listing.scope,

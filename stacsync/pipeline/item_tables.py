@@ -134,12 +134,13 @@ def _take_from_listing(
     listing: Listing, templates: list[tuple[CollectionConfig, ItemTemplate]]
 ) -> dict[str, tuple[CollectionConfig, ItemTemplate, ItemTableFile]]:
     found = {}
-    for relpath, entry in list(listing.entries.items()):
+    for relpath, entry in listing.entries.items():
         owner = _owner(templates, relpath)
         if owner is not None:
             collection, where, item = owner
             found[relpath] = (collection, where, ItemTableFile(item, entry))
-            del listing.entries[relpath]  # a table, not an asset: neither cataloged nor unmatched
+    for relpath in found:
+        del listing.entries[relpath]  # a table, not an asset: neither cataloged nor unmatched
     return found
 
 

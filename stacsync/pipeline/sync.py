@@ -205,8 +205,11 @@ class SyncPass:
         settle_ns = int(self.settings.settle_seconds * 1e9)
         plan = WorkPlan(lambda entry: self._work(entry, self.layout.place(entry.path), None))
         touched: list[SourceEntry] = []
+        unseen = set(rows)  # known files the listing does not hold (it has no index of paths)
         for path, entry in listing.entries.items():
             old = rows.get(path)
+            if old is not None:
+                unseen.discard(path)
             if settle_ns and entry.mtime_ns > now_ns - settle_ns:
                 summary.deferred += 1
                 continue
@@ -239,7 +242,7 @@ class SyncPass:
                 for entry in touched:
                     self.db.update_stat(entry.path, entry.mtime_ns, now_ns, entry.etag)
             summary.touched += len(touched)
-        self._remove_missing(listing, rows, summary)
+        self._remove_missing(listing, unseen, rows, summary)
         plan.finish(self.db)
         return plan
 
@@ -297,9 +300,9 @@ class SyncPass:
         self._commit([result], summary)
 
     def _remove_missing(
-        self, listing: Listing, rows: dict[str, FileRow], summary: PassSummary
+        self, listing: Listing, unseen: set[str], rows: dict[str, FileRow], summary: PassSummary
     ) -> None:
-        gone = [p for p in rows if p not in listing.entries and listing.covers(p)]
+        gone = [p for p in rows if p in unseen and listing.covers(p)]
         with self.db.transaction():
             for path in gone:
                 old = rows[path]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from stacsync.core.names import display
+from stacsync.core.packed import PackedEntries
 from stacsync.core.records import SourceEntry
 
 
@@ -19,7 +20,8 @@ class Listing:
     Files under a folder in `failed_dirs` must not be treated as removed.
     """
 
-    entries: dict[str, SourceEntry] = field(default_factory=dict)
+    # Packed: a big store's listing is a first build's largest object (`core.packed`).
+    entries: PackedEntries = field(default_factory=PackedEntries)
     failed_dirs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     scope: frozenset[str] | None = None  # a partial listing: only these paths were looked at
@@ -35,7 +37,7 @@ class Listing:
         """What a pass keeps of this listing once its diff is done (the entries can go)."""
         return ListingFacts(
             files=len(self.entries),
-            newest_mtime_ns=max((e.mtime_ns for e in self.entries.values()), default=0),
+            newest_mtime_ns=self.entries.newest_mtime_ns(),
             full=self.scope is None,
             clean=not (self.failed_dirs or self.skipped or self.problems),
         )

@@ -214,7 +214,7 @@ class LocalSource:
             listing.skip(rel, f"cannot stat: {_why(exc)}")
             return
         if stat_module.S_ISREG(st.st_mode):
-            listing.entries[rel] = SourceEntry(rel, st.st_size, st.st_mtime_ns)
+            listing.entries.add(SourceEntry(rel, st.st_size, st.st_mtime_ns))  # once: a tree
             return
         kind = next((name for test, name in _SPECIAL if test(st.st_mode)), "not a regular file")
         listing.skip(rel, f"{kind}, not a regular file: skipped")
