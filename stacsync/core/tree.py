@@ -75,6 +75,8 @@ class TreeDigest:
         self.entries += len(lines)
         if folder in self._pending:
             self._pending.remove(folder)
+            if not self._pending:
+                self._pending = set()  # a set's table never shrinks: a wide tree's is ~1 MB
         else:
             self._early.add(folder)
         for name in subfolders:

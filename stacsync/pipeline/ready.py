@@ -34,8 +34,12 @@ class ReadyItems:
                 if result.extracted:
                     self._changed.add(key)
                 self._left[key] -= 1
-                if self._left[key] == 0 and key in self._changed:
-                    ready.append(key)
+                if self._left[key] == 0:
+                    # Its last file: forget the item (a first build tallies every item).
+                    del self._left[key]
+                    if key in self._changed:
+                        self._changed.remove(key)
+                        ready.append(key)
         return sorted(set(ready))
 
 
