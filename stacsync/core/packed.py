@@ -1,14 +1,14 @@
 """Listing entries by path, packed into one buffer: a big listing without an object per file.
 
-As Python objects an entry (its path, two ints, the record, a dict slot) takes ~270 bytes; packed,
-its UTF-8 path and ~30. Iterating decodes; keyed access builds a path index on first use.
+As Python objects an entry (its path, two ints, the record, a dict slot) takes ~270 bytes;
+packed, its UTF-8 path and ~33. Iterating decodes; keyed access builds a path index first.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import ItemsView, Iterable, Iterator, MutableMapping, ValuesView
+from collections.abc import Collection, ItemsView, Iterable, Iterator, MutableMapping, ValuesView
 
 from stacsync.core.records import SourceEntry
 
@@ -20,10 +20,10 @@ _MTIME = struct.Struct("<q")
 class PackedEntries(MutableMapping[str, SourceEntry]):
     """`SourceEntry`s by path in the order they were first added, like a dict of them.
 
-    `add` (a path not held yet, as a walk lists each path once), iteration and `len` keep no
-    object per entry. `in`, `[path]` and `del` build an index of the paths on first use: a
-    store's own listing code may use them freely, a big local walk does not. Names are kept
-    exactly: `surrogatepass` round-trips any str.
+    `add` (a path not held yet: a walk or an object listing names each path once), iteration,
+    `len` and `remove_all` keep no object per entry. `in`, `[path]` and `del` build an index
+    of the paths on first use: fine for a few paths or a daemon's guard, not for a first
+    build's listing. Names are kept exactly: `surrogatepass` round-trips any str.
     """
 
     def __init__(self, entries: Iterable[SourceEntry] = ()) -> None:
@@ -82,6 +82,18 @@ class PackedEntries(MutableMapping[str, SourceEntry]):
         self._gone[at] = 1
         self._replaced.pop(at, None)
         self._live -= 1
+
+    def remove_all(self, paths: Collection[str]) -> None:
+        """Delete those of `paths` that are held, in one scan: no index is built for them."""
+        if self._index is not None:
+            for path in paths:
+                self.pop(path, None)
+            return
+        for at, entry in self._records():
+            if entry.path in paths:
+                self._gone[at] = 1
+                self._replaced.pop(at, None)
+                self._live -= 1
 
     def _indexed(self) -> dict[str, int]:
         if self._index is None:

@@ -139,8 +139,7 @@ def _take_from_listing(
         if owner is not None:
             collection, where, item = owner
             found[relpath] = (collection, where, ItemTableFile(item, entry))
-    for relpath in found:
-        del listing.entries[relpath]  # a table, not an asset: neither cataloged nor unmatched
+    listing.entries.remove_all(found)  # tables, not assets: neither cataloged nor unmatched
     return found
 
 

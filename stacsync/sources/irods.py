@@ -161,7 +161,7 @@ class IrodsSource:
                     listing.failed_dirs.append(relpath)  # unknown state is not absence
                     listing.problems.append(f"{relpath}: {replicas.why_not()}")
                 continue
-            listing.entries[relpath] = replicas.entry(relpath)
+            listing.entries.add(replicas.entry(relpath))  # once: `seen` is by path
         if self.compute_checksums:
             self._fill_checksums(listing)
         return listing

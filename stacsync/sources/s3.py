@@ -81,9 +81,9 @@ class S3Source:
                 if why is not None:
                     listing.skip(relpath, why)
                     continue
-                listing.entries[relpath] = SourceEntry(
-                    relpath, info.size, info.last_modified_ns, None, info.etag or None
-                )
+                etag = info.etag or None
+                entry = SourceEntry(relpath, info.size, info.last_modified_ns, None, etag)
+                listing.entries.add(entry)  # a listing names each key once
         except OSError as exc:
             log.warning("cannot list %s: %s", self.url, exc.strerror or exc)
             return Listing(

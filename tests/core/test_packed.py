@@ -68,6 +68,16 @@ def test_behaves_as_a_dict_under_any_mix_of_operations():
         assert packed.newest_mtime_ns() == newest
 
 
+@pytest.mark.parametrize("indexed", [False, True])
+def test_remove_all_deletes_what_is_held(indexed: bool):
+    packed = PackedEntries(HOSTILE)
+    if indexed:
+        assert HOSTILE[0].path in packed  # builds the index first
+    packed.remove_all({HOSTILE[1].path, HOSTILE[3].path, "not/held.tif"})
+    assert list(packed.values()) == [HOSTILE[0], HOSTILE[2], HOSTILE[4]]
+    assert len(packed) == 3 and HOSTILE[1].path not in packed
+
+
 def test_a_deleted_path_is_gone_and_may_come_back_at_the_end():
     packed = PackedEntries(HOSTILE[:3])
     del packed["a/b.tif"]
