@@ -38,11 +38,13 @@ class PackedEntries(MutableMapping[str, SourceEntry]):
 
     def add(self, entry: SourceEntry) -> None:
         """Append an entry whose path is not held (unchecked until the index is built)."""
-        checksum, etag = _encode(entry.checksum), _encode(entry.etag)
-        self._blob += _HEAD.pack(entry.size, entry.mtime_ns, _length(checksum), _length(etag))
-        self._blob += (
-            (checksum or b"") + (etag or b"") + entry.path.encode("utf-8", "surrogatepass")
-        )
+        if entry.checksum is None and entry.etag is None:  # a local walk's: the common case
+            self._blob += _HEAD.pack(entry.size, entry.mtime_ns, 0, 0)
+        else:
+            checksum, etag = _encode(entry.checksum), _encode(entry.etag)
+            self._blob += _HEAD.pack(entry.size, entry.mtime_ns, _length(checksum), _length(etag))
+            self._blob += (checksum or b"") + (etag or b"")
+        self._blob += entry.path.encode("utf-8", "surrogatepass")
         self._ends.append(len(self._blob))
         self._gone.append(0)
         self._live += 1
