@@ -38,6 +38,9 @@ class PackedEntries(MutableMapping[str, SourceEntry]):
 
     def add(self, entry: SourceEntry) -> None:
         """Append an entry whose path is not held (unchecked until the index is built)."""
+        if self._index is not None and entry.path in self._index:
+            self[entry.path] = entry  # held after all: replaced in its place, as a dict does
+            return
         if entry.checksum is None and entry.etag is None:  # a local walk's: the common case
             self._blob += _HEAD.pack(entry.size, entry.mtime_ns, 0, 0)
         else:

@@ -78,6 +78,13 @@ def test_remove_all_deletes_what_is_held(indexed: bool):
     assert len(packed) == 3 and HOSTILE[1].path not in packed
 
 
+def test_adding_a_held_path_once_indexed_replaces_it():
+    packed = PackedEntries(HOSTILE[:2])
+    assert HOSTILE[0].path in packed
+    packed.add(SourceEntry(HOSTILE[0].path, 5, 5))
+    assert list(packed.values()) == [SourceEntry(HOSTILE[0].path, 5, 5), HOSTILE[1]]
+
+
 def test_a_deleted_path_is_gone_and_may_come_back_at_the_end():
     packed = PackedEntries(HOSTILE[:3])
     del packed["a/b.tif"]
