@@ -111,16 +111,16 @@ class PackedEntries(MutableMapping[str, SourceEntry]):
         start, gone, replaced = 0, self._gone, self._replaced
         for at, end in enumerate(self._ends):
             if not gone[at] and at not in replaced:
-                mtimes.append(_MTIME.unpack_from(self._blob, start + 8)[0])
+                mtimes.append(_MTIME.unpack_from(self._blob, start + 8)[0])  # after the size
             start = end
         return max(mtimes, default=0)
 
     def _records(self) -> Iterator[tuple[int, SourceEntry]]:
-        blob, start, head = memoryview(self._blob), 0, _HEAD.size
+        blob, start = memoryview(self._blob), 0
         gone, replaced = self._gone, self._replaced
         for at, end in enumerate(self._ends):
             if not gone[at]:
-                yield at, replaced.get(at) or _unpack(blob, start, end, head)
+                yield at, replaced.get(at) or _unpack(blob, start, end)
             start = end
 
     def _entry(self, at: int) -> SourceEntry:
@@ -128,26 +128,22 @@ class PackedEntries(MutableMapping[str, SourceEntry]):
         if replaced is not None:
             return replaced
         start = self._ends[at - 1] if at else 0
-        return _unpack(memoryview(self._blob), start, self._ends[at], _HEAD.size)
+        return _unpack(memoryview(self._blob), start, self._ends[at])
 
 
-def _unpack(blob: memoryview, start: int, end: int, head: int) -> SourceEntry:
+def _unpack(blob: memoryview, start: int, end: int) -> SourceEntry:
     size, mtime_ns, checksum_length, etag_length = _HEAD.unpack_from(blob, start)
-    start += head
-    checksum = etag = None
-    if checksum_length:
-        checksum, start = (
-            str(blob[start : start + checksum_length - 1], "utf-8", "surrogatepass"),
-            start + checksum_length - 1,
-        )
-    if etag_length:
-        etag, start = (
-            str(blob[start : start + etag_length - 1], "utf-8", "surrogatepass"),
-            start + etag_length - 1,
-        )
-    return SourceEntry(
-        str(blob[start:end], "utf-8", "surrogatepass"), size, mtime_ns, checksum, etag
-    )
+    start += _HEAD.size
+    checksum, start = _text(blob, start, checksum_length) if checksum_length else (None, start)
+    etag, start = _text(blob, start, etag_length) if etag_length else (None, start)
+    path = str(blob[start:end], "utf-8", "surrogatepass")
+    return SourceEntry(path, size, mtime_ns, checksum, etag)
+
+
+def _text(blob: memoryview, start: int, length: int) -> tuple[str, int]:
+    """The text of `_length` `length` packed at `start`, and where the next field starts."""
+    end = start + length - 1
+    return str(blob[start:end], "utf-8", "surrogatepass"), end
 
 
 class _Items(ItemsView[str, SourceEntry]):
