@@ -511,6 +511,9 @@ def test_faults_retry_record_errors_lose_nothing_and_heal(flaky_daemon, caplog):
     (tmp_path / "src" / "RGB.byte.tif").unlink()
     wait_for(lambda: _rows(tmp_path).get("2d_test.tif", {}).get("status") == "ok", timeout=30)
     wait_for(lambda: "RGB.byte.tif" not in _rows(tmp_path), timeout=30)
+    # The row goes in the pass's diff, the item file at its end: wait for that pass to end.
+    ended = daemon.passes
+    wait_for(lambda: daemon.passes > ended, timeout=30)
     assert len(list((tmp_path / "catalog" / "c").glob("*/*.json"))) == 3
     assert daemon.status().startswith("polling every 0.2 s")
 
