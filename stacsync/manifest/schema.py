@@ -168,6 +168,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         # a column after the item's JSON (~10 KB), on overflow pages the table scan must walk.
         "CREATE INDEX item_hash_scan ON item (collection_id, item_id, json_hash);",
     ),
+    (
+        "item extent index",
+        # Every pass that renders a collection reads its items' ids, bounding boxes and dates:
+        # columns after the item's JSON too. Only rendered items are in it (`json IS NOT NULL`,
+        # what those queries ask), so they never touch the table: 1.3 ms instead of 10 ms for
+        # 1,429 items, and ~40 ms less in a new process, whose page cache starts empty.
+        """
+        CREATE INDEX item_extent ON item (
+            collection_id, item_id, west, south, east, north, start_datetime, end_datetime
+        ) WHERE json IS NOT NULL;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
