@@ -12,6 +12,8 @@ from typing import Any, BinaryIO
 from stacsync.catalog.links import GEOJSON_TYPE, JSON_TYPE, collection_path, item_path
 from stacsync.catalog.model import link
 
+CHUNK = 1 << 20  # characters of feature lines gathered before one write
+
 
 def index_feature(item: Mapping[str, Any], href: str) -> dict[str, Any]:
     """The index's form of an item: the item itself, its links replaced by links from the index.
@@ -48,12 +50,19 @@ def _rebased(asset: Mapping[str, Any], folder: str) -> Mapping[str, Any]:
 def write_index(lines: Iterable[str], out: BinaryIO) -> None:
     """Write a FeatureCollection of `feature_line`s, one per line, never holding them all.
 
-    Written by hand rather than through pystac.ItemCollection, which holds every item.
+    Written by hand rather than through pystac.ItemCollection, which holds every item; in
+    writes of about `CHUNK` bytes, not one per line (a line is ~8 KB, and each write is a
+    system call and a hash update: ~10 ms of 60 at 1,429 items).
     """
-    out.write(b'{"type":"FeatureCollection","features":[\n')
-    separator = b""
+    chunk = ['{"type":"FeatureCollection","features":[\n']
+    size = 0
+    separator = ""
     for line in lines:
-        out.write(separator)
-        out.write(line.encode("utf-8"))
-        separator = b",\n"
-    out.write(b"\n]}\n")
+        chunk += (separator, line)
+        separator = ",\n"
+        size += len(line)
+        if size >= CHUNK:
+            out.write("".join(chunk).encode("utf-8"))
+            chunk, size = [], 0
+    chunk.append("\n]}\n")
+    out.write("".join(chunk).encode("utf-8"))

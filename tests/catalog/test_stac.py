@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stacsync.catalog import index as index_module
 from stacsync.catalog.collections import (
     CatalogInput,
     CollectionInput,
@@ -808,7 +809,10 @@ def test_dumps() -> None:
 
 
 @pytest.mark.parametrize("public", [None, PUBLIC], ids=["relative", "public"])
-def test_write_index_streams(public: str | None, validator: SchemaValidator) -> None:
+def test_write_index_streams(
+    public: str | None, validator: SchemaValidator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "CHUNK", 1)  # a write after every line
     links = Links(public)
     out = io.BytesIO()
     produced: list[str] = []
@@ -844,6 +848,35 @@ def test_write_index_streams(public: str | None, validator: SchemaValidator) -> 
         {"rel": "collection", "href": f"{prefix}missions/collection.json", "type": JSON_TYPE},
     ]
     assert first["assets"]["dsm"]["href"].startswith(PUBLIC)
+
+
+class _CountingWriter(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.writes += 1
+        return super().write(data)
+
+
+def test_write_index_gathers_lines_into_writes_of_about_a_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [json.dumps({"type": "Feature", "id": f"i{n}", "pad": "x" * 90}) for n in range(50)]
+    one_by_one = _CountingWriter()
+    monkeypatch.setattr(index_module, "CHUNK", 1)
+    write_index(iter(lines), one_by_one)
+    gathered = _CountingWriter()
+    monkeypatch.setattr(index_module, "CHUNK", 1000)
+    write_index(iter(lines), gathered)
+    assert gathered.getvalue() == one_by_one.getvalue()
+    assert [f["id"] for f in json.loads(gathered.getvalue())["features"]] == [
+        f"i{n}" for n in range(50)
+    ]
+    assert one_by_one.writes == 51  # each line, then the closing bracket
+    # Each write but the last holds at least CHUNK characters of lines.
+    assert 1 < gathered.writes <= sum(map(len, lines)) // 1000 + 1
 
 
 def test_write_index_empty() -> None:
