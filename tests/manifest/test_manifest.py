@@ -216,32 +216,37 @@ def test_cli_queries(tmp_path):
         assert queries.show(db, "nope.tif") is None
 
 
+def _query_plans(db: Manifest, table: str, *calls) -> list[tuple[str, str]]:
+    """(sql, EXPLAIN QUERY PLAN) of each statement reading `table` that `calls` ran."""
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    for call in calls:
+        call()
+    db.conn.set_trace_callback(None)
+    return [
+        (sql, " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}")))
+        for sql in statements
+        if f"FROM {table}" in sql
+    ]
+
+
 def test_the_per_file_scans_of_every_pass_never_read_the_metadata(tmp_path):
     """The diff and the no-change witness read every file's row on every pass: from a covering
     index, never from the table, whose rows carry ~10 KB of extracted metadata each."""
     from stacsync.manifest.witness import facts_of
 
     with Manifest.open_writer(tmp_path / "m.db", purpose="test") as db:
-        statements: list[str] = []
-        db.conn.set_trace_callback(statements.append)
-        db.file_rows()
-        facts_of(db.conn, 2_000_000_000)
-        db.conn.set_trace_callback(None)
-        scans = [s for s in statements if "FROM asset_file" in s]
+        scans = _query_plans(
+            db, "asset_file", db.file_rows, lambda: facts_of(db.conn, 2_000_000_000)
+        )
         assert len(scans) == 2
-        for sql in scans:
-            plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql, plan in scans:
             assert "COVERING INDEX asset_file_scan" in plan, (sql, plan)
 
 
 def test_the_item_scan_of_a_rendering_pass_never_reads_the_item_json(tmp_path):
     with Manifest.open_writer(tmp_path / "m.db", purpose="test") as db:
-        statements: list[str] = []
-        db.conn.set_trace_callback(statements.append)
-        list(db.item_hashes())
-        db.conn.set_trace_callback(None)
-        [sql] = [s for s in statements if "FROM item" in s]
-        plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        [(_sql, plan)] = _query_plans(db, "item", lambda: list(db.item_hashes()))
         assert "COVERING INDEX item_hash_scan" in plan, plan
 
 
@@ -249,14 +254,13 @@ def test_a_collections_extent_and_item_ids_are_read_from_an_index_not_the_item_r
     # The rows hold each item's JSON before these columns: reading them from the table walks
     # every item's overflow pages (~40 ms a pass at 1,429 items).
     with Manifest.open_writer(tmp_path / "m.db", purpose="test") as db:
-        statements: list[str] = []
-        db.conn.set_trace_callback(statements.append)
-        db.collection_extent("c")
-        db.collection_item_ids("c")
-        db.published_collections()
-        db.conn.set_trace_callback(None)
-        scans = [s for s in statements if "FROM item" in s]
+        scans = _query_plans(
+            db,
+            "item",
+            lambda: db.collection_extent("c"),
+            lambda: db.collection_item_ids("c"),
+            db.published_collections,
+        )
         assert len(scans) == 3
-        for sql in scans:
-            plan = " ".join(row[-1] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql, plan in scans:
             assert "USING INDEX item_extent" in plan, (sql, plan)
