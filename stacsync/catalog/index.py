@@ -51,7 +51,7 @@ def write_index(lines: Iterable[str], out: BinaryIO) -> None:
     """Write a FeatureCollection of `feature_line`s, one per line, never holding them all.
 
     Written by hand rather than through pystac.ItemCollection, which holds every item; in
-    writes of about `CHUNK` bytes, not one per line (a line is ~8 KB, and each write is a
+    writes of about `CHUNK` characters, not one per line (a line is ~8 KB, and each write is a
     system call and a hash update: ~10 ms of 60 at 1,429 items).
     """
     chunk = ['{"type":"FeatureCollection","features":[\n']
