@@ -6,7 +6,6 @@ An advisory flock on `<db>.lock`, which names its holder; the kernel drops it if
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
 from stacsync.core.clock import now_iso
@@ -47,16 +46,12 @@ class ManifestLock:
                 f"manifest {self.path.with_suffix('')} is locked by {holder}; "
                 "wait for it to finish, or stop it (a running `stacsync run` keeps the lock)"
             ) from None
-        # uname for the host name (what gethostname returns): a no-change rescan takes this
-        # lock without loading socket.
-        info = {
-            "pid": os.getpid(),
-            "host": os.uname().nodename,
-            "command": purpose,
-            "since": now_iso(),
-        }
+        # A line that a person reads as it is (`cat <db>.lock`) and `_read_holder` quotes: not
+        # JSON, which a no-change rescan does not import. uname for the host name (what
+        # gethostname returns), which does not load socket.
+        note = f"pid {os.getpid()} on {os.uname().nodename} ({purpose}, since {now_iso()})"
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, note.encode("utf-8", "backslashreplace"), 0)
         self._fd = fd
 
     def release(self) -> None:
@@ -69,7 +64,7 @@ class ManifestLock:
 
 def _read_holder(fd: int) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {info['pid']} on {info['host']} ({info['command']}, since {info['since']})"
-    except (OSError, ValueError, KeyError):
-        return "another process"
+        note = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        note = ""
+    return note or "another process"  # empty between the holder's truncate and write
