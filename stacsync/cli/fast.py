@@ -59,19 +59,18 @@ def answer(config: str, as_json: bool) -> bool:
     """Record and print a no-change pass if the witness proves one; False to run the full pass."""
     started = time.monotonic()
     try:
-        summary = no_change_pass(config, started)
+        answered = no_change_pass(config, started)
     except Exception:
         # Whatever went wrong here, the full pass finds it again and reports it its own way.
         return False
-    if summary is None:
+    if answered is None:
         return False
     from stacsync.core import tree
 
     tree.forget_walk()  # answered: no pass follows to list from it
+    summary, text = answered
     if as_json:
-        import json
-
-        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+        sys.stdout.write(text + "\n")  # what the full pass's json.dumps writes, without json
     else:
         from stacsync.cli.report import human_summary  # not click: ~30 ms to import
 
@@ -79,8 +78,9 @@ def answer(config: str, as_json: bool) -> bool:
     return True
 
 
-def no_change_pass(config: str, started: float) -> dict | None:
-    """The summary of a recorded no-change pass, or None when the witness cannot vouch."""
+def no_change_pass(config: str, started: float) -> tuple[dict, str] | None:
+    """The summary of a recorded no-change pass and its JSON text, or None when the witness
+    cannot vouch."""
     from stacsync.core.clock import now_iso
     from stacsync.manifest import witness
 
@@ -103,9 +103,10 @@ def no_change_pass(config: str, started: float) -> dict | None:
             return None
         if not witness.unchanged(db.conn, found):
             return None
-        summary = {**found.summary, "seconds": round(time.monotonic() - started, 3)}
-        db.record_no_change_pass(begun, summary)
-    return summary
+        seconds = round(time.monotonic() - started, 3)
+        text = witness.summary_json(found.summary_json, seconds)
+        db.record_no_change_pass(begun, text)
+    return {**found.summary, "seconds": seconds}, text
 
 
 def absolute(path: str) -> str:

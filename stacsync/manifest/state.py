@@ -5,11 +5,10 @@ Stored in the `state` table under keys that never change; set inside a transacti
 
 from __future__ import annotations
 
-import json
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
 if TYPE_CHECKING:
     import sqlite3  # the package imports datetime: a no-change rescan uses _sqlite3 alone
+    from typing import Any
 
 RENDER_FINGERPRINT_KEY = "render_fingerprint"
 LAYOUT_FINGERPRINT_KEY = "layout_fingerprint"
@@ -50,11 +49,15 @@ class PassState:
     @property
     def unused_rows(self) -> dict[str, list[str]] | None:
         """Metadata-table keys no file joined, by collection id, as last computed."""
+        import json  # here: a no-change rescan reads the state without json (manifest.witness)
+
         text = self._get(UNUSED_ROWS_KEY)
         return None if text is None else json.loads(text)
 
     @unused_rows.setter
     def unused_rows(self, value: dict[str, list[str]] | None) -> None:
+        import json
+
         self._put(UNUSED_ROWS_KEY, None if value is None else json.dumps(value, sort_keys=True))
 
     # -- per-collection summaries --------------------------------------------------------
@@ -100,12 +103,13 @@ class PassState:
     # -- what a one-shot rescan may trust -------------------------------------------------
 
     @property
-    def rescan_witness(self) -> str | None:
-        """What the last full one-shot pass saw, as `manifest.witness.Witness.to_json` wrote it."""
+    def rescan_witness(self) -> bytes | None:
+        """What the last full one-shot pass saw, as `manifest.witness.Witness.to_bytes` wrote it
+        (or an older stacsync's JSON text, which no witness reads)."""
         return self._get(RESCAN_WITNESS_KEY)
 
     @rescan_witness.setter
-    def rescan_witness(self, value: str | None) -> None:
+    def rescan_witness(self, value: bytes | None) -> None:
         self._put(RESCAN_WITNESS_KEY, value)
 
     @property
@@ -123,11 +127,11 @@ class PassState:
 
     # -- the table -----------------------------------------------------------------------
 
-    def _get(self, key: str) -> str | None:
+    def _get(self, key: str) -> Any:  # str; bytes for the witness; None when absent
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def _put(self, key: str, value: str | None) -> None:
+    def _put(self, key: str, value: str | bytes | None) -> None:
         if value is None:
             self._conn.execute("DELETE FROM state WHERE key = ?", (key,))
             return

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 # Cheap imports only: this is on the path of every no-change `stacsync rescan`. No typing or
-# pathlib (~4 ms each); the records are namedtuples (`collections` comes with json's `re`),
+# pathlib (~4 ms each), no json (it imports re and enum: ~7 ms); the records are namedtuples,
 # not dataclasses (`inspect`, ~6 ms) nor typing.NamedTuple (it compiles each annotation).
-import json
+import marshal  # built in, and loaded with the interpreter
 import os
 from collections import namedtuple
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from stacsync.manifest.db import Manifest
 
 # A new value voids every stored witness (their fields or meaning changed).
-WITNESS_FORMAT = 2
+WITNESS_FORMAT = 3
 # The manifest when `[manifest] path` is absent. The fast path does not load the config, so it
 # reads this one key itself; `pipeline.witness` leaves a witness only when that agrees with
 # the loader, so a disagreement costs the fast path, never a wrong result.
@@ -84,6 +84,7 @@ class Witness(
             "output_root",  # str
             "output_files",  # tuple[str, ...]: the files a pass re-renders when missing
             "summary",  # dict[str, Any]: what the no-change pass reports, but `seconds`
+            "summary_json",  # tuple[str, str]: `summary_json_parts` of it
             "manifest",  # ManifestFacts: as the witnessed pass left it
             "racy_window_ns",  # int: the pass's rule, so that checking it needs no pipeline import
             "schema_version",  # int
@@ -96,25 +97,47 @@ class Witness(
 
     __slots__ = ()
 
-    def to_json(self) -> str:
-        # Not sort_keys: the summary's mappings keep the order a full pass prints them in.
-        return json.dumps(self._asdict())
+    def to_bytes(self) -> bytes:
+        """Marshalled, not JSON: json imports re and enum, ~7 ms of a ~40 ms no-change rescan.
+        The manifest is stacsync's own file, as trusted as its bytecode cache."""
+        # Not sorted: the summary's mappings keep the order a full pass prints them in.
+        return marshal.dumps({**self._asdict(), "manifest": tuple(self.manifest)})
 
     @classmethod
-    def from_json(cls, text: str | None) -> Witness | None:
+    def from_bytes(cls, data: bytes | None) -> Witness | None:
         """The stored witness; None when absent, unreadable or of another format."""
-        if text is None:
+        if not isinstance(data, bytes):  # absent, or the JSON text of an older stacsync
             return None
         try:
-            data = json.loads(text)
-            if data.get("format") != WITNESS_FORMAT:
+            fields = marshal.loads(data)
+            if fields.get("format") != WITNESS_FORMAT:
                 return None
-            data["unwalked"] = tuple(data["unwalked"])
-            data["output_files"] = tuple(data["output_files"])
-            data["manifest"] = ManifestFacts(*data["manifest"])
-            return cls(**data)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            fields["manifest"] = ManifestFacts(*fields["manifest"])
+            return cls(**fields)
+        except (ValueError, TypeError, KeyError, AttributeError, EOFError):
             return None
+
+
+def summary_json_parts(summary: dict[str, Any]) -> tuple[str, str]:
+    """(head, tail): `json.dumps({**summary, "seconds": s}, sort_keys=True)` is head + repr(s)
+    + tail, as `summary_json` joins them.
+
+    Cut by the full pass that leaves the witness, so that the no-change pass prints and
+    records the full pass's text without importing json.
+    """
+    import json
+
+    def members(part: dict[str, Any]) -> str:
+        return json.dumps(part, sort_keys=True)[1:-1]  # `"k": v, …`, without the braces
+
+    before = members({k: v for k, v in summary.items() if k < "seconds"})
+    after = members({k: v for k, v in summary.items() if k > "seconds"})
+    return "{" + (before and before + ", ") + '"seconds": ', (after and ", " + after) + "}"
+
+
+def summary_json(parts: tuple[str, str], seconds: float) -> str:
+    """The JSON summary of a no-change pass that took `seconds` (json writes a float's repr)."""
+    return f"{parts[0]}{seconds!r}{parts[1]}"
 
 
 # -- what the witness compares -----------------------------------------------------------
@@ -237,8 +260,9 @@ def facts_of(conn: sqlite3.Connection, racy_window_ns: int) -> ManifestFacts:
         with_problems=with_problems,
         dirty_items=dirty,
         skipped=skipped,
-        state_sha256=digest(json.dumps(state).encode()),
-        written_sha256=digest(json.dumps(written).encode()),
+        # repr, not json: the same rows give the same text, and no json import (see above).
+        state_sha256=digest(repr(state).encode()),
+        written_sha256=digest(repr(written).encode()),
     )
 
 
@@ -258,7 +282,7 @@ def vouched(conn: sqlite3.Connection) -> Witness | None:
     witness_pass = state.rescan_witness_pass
     if witness_pass is None or last_pass(conn) != (witness_pass, True):
         return None
-    witness = Witness.from_json(state.rescan_witness)
+    witness = Witness.from_bytes(state.rescan_witness)
     if witness is None or witness.schema_version != SCHEMA_VERSION:
         return None
     return witness
@@ -273,7 +297,7 @@ def unchanged(conn: sqlite3.Connection, witness: Witness) -> bool:
 def store(db: Manifest, witness: Witness | None, pass_id: int | None) -> None:
     """Keep the witness of pass `pass_id`, or drop any witness with None."""
     with db.transaction():
-        db.state.rescan_witness = None if witness is None else witness.to_json()
+        db.state.rescan_witness = None if witness is None else witness.to_bytes()
         db.state.rescan_witness_pass = None if witness is None else pass_id
 
 
@@ -313,14 +337,14 @@ class FastWriter:
             return None
         return writer
 
-    def record_no_change_pass(self, started: str, summary: dict[str, Any]) -> None:
+    def record_no_change_pass(self, started: str, summary_text: str) -> None:
         """Record the pass as `Manifest.begin_pass` + `finish_pass` do, still witnessed."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             cur = self.conn.execute("INSERT INTO pass (started) VALUES (?)", (started,))
             self.conn.execute(
                 "UPDATE pass SET finished = ?, summary_json = ? WHERE id = ?",
-                (now_iso(), json.dumps(summary, sort_keys=True), cur.lastrowid),
+                (now_iso(), summary_text, cur.lastrowid),
             )
             PassState(self.conn).rescan_witness_pass = cur.lastrowid
         except BaseException:

@@ -198,6 +198,7 @@ def _build(
         output_root=str(full.output.root),
         output_files=output_files,
         summary=no_change,
+        summary_json=witness.summary_json_parts(no_change),
         manifest=facts,
         racy_window_ns=RACY_WINDOW_NS,
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import marshal
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stacsync.manifest import witness
 from stacsync.manifest.db import Manifest
@@ -87,26 +90,63 @@ def _witness(**kw) -> witness.Witness:
         side_files={"/c/plots.csv": [10, 20], "/c/gone.csv": None},
         output_root="/c/catalog",
         output_files=("catalog.json", "index.geojson"),
-        summary={"unchanged": 3, "table_rows_without_files": {"b": ["2"], "a": ["1"]}},
+        summary=SUMMARY,
+        summary_json=witness.summary_json_parts(SUMMARY),
         manifest=_facts(),
         racy_window_ns=2_000_000_000,
     )
     return witness.Witness(**{**values, **kw})
 
 
+SUMMARY = {"unchanged": 3, "table_rows_without_files": {"b": ["2"], "a": ["1"]}}
+
+
 def test_a_witness_reads_back_as_it_was_stored():
     stored = _witness()
-    back = witness.Witness.from_json(stored.to_json())
+    back = witness.Witness.from_bytes(stored.to_bytes())
     assert back == stored
     # The summary's mappings keep their order: the human summary prints them in it.
     assert list(back.summary["table_rows_without_files"]) == ["b", "a"]
 
 
 @pytest.mark.parametrize(
-    "text", [None, "", "not json", "[]", json.dumps({"format": 1}), '{"format": 2}']
+    "data",
+    [
+        None,
+        b"",
+        b"not marshal",
+        marshal.dumps([]),
+        marshal.dumps({"format": 2}),
+        marshal.dumps({"format": witness.WITNESS_FORMAT}),  # no fields
+        _witness().to_bytes()[:-3],  # cut short
+        # What stacsync stored before witnesses were marshalled: JSON text.
+        json.dumps({**_witness()._asdict(), "format": 2}),
+    ],
 )
-def test_an_unreadable_or_older_witness_is_none(text):
-    assert witness.Witness.from_json(text) is None
+def test_an_unreadable_or_older_witness_is_none(data):
+    assert witness.Witness.from_bytes(data) is None
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    summary=st.dictionaries(
+        st.text().filter(lambda k: k != "seconds") | st.sampled_from(["s", "secondz", "sec"]),
+        JSON_VALUES,
+        max_size=6,
+    ),
+    seconds=st.floats(min_value=0, max_value=1e6),
+)
+def test_the_no_change_pass_writes_its_summary_as_json_dumps_does(summary, seconds):
+    """Byte for byte the full pass's `json.dumps(summary, sort_keys=True)`, without json."""
+    parts = witness.summary_json_parts(summary)
+    expected = json.dumps({**summary, "seconds": seconds}, sort_keys=True)
+    assert witness.summary_json(parts, seconds) == expected
 
 
 @pytest.fixture
@@ -186,7 +226,7 @@ def test_the_fast_writer_records_a_pass_as_the_full_pass_does(db: Manifest, tmp_
     witness.store(db, _witness(), full_id)
     db.close()
     with witness.FastWriter.open(tmp_path / "stacsync.db") as fast:
-        fast.record_no_change_pass(witness.now_iso(), {"b": 1, "a": 2})
+        fast.record_no_change_pass(witness.now_iso(), json.dumps({"b": 1, "a": 2}, sort_keys=True))
     conn = sqlite3.connect(tmp_path / "stacsync.db")
     (full, fast_row) = conn.execute("SELECT * FROM pass ORDER BY id").fetchall()
     assert fast_row[0] == full_id + 1
