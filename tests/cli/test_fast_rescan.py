@@ -78,6 +78,8 @@ def _without_seconds(stdout: str) -> str:
         summary = json.loads(stdout)
     except ValueError:
         return "".join(line for line in stdout.splitlines(True) if not line.startswith("Took "))
+    # Byte for byte as the full pass's json.dumps prints it (the fast path writes it without).
+    assert stdout == json.dumps(summary, sort_keys=True) + "\n"
     summary.pop("seconds")
     return json.dumps(summary, sort_keys=True)
 
@@ -93,6 +95,7 @@ def _passes(db: Path) -> list[tuple[bool, dict]]:
     passes = []
     for finished, text in rows:
         summary = json.loads(text) if text else {}
+        assert not text or text == json.dumps(summary, sort_keys=True)
         summary.pop("seconds", None)
         passes.append((finished is not None, summary))
     return passes
@@ -398,19 +401,20 @@ ALLOWED = {
     "stacsync.manifest.witness",
 }
 # The standard library's share (the same on 3.11 to 3.13), by top-level name: `site` loads os
-# and its kin anyway; json brings re, enum, functools and collections; _sha256 (not OpenSSL's),
-# _sqlite3 (sqlite3's C core, without the package's datetime) and fcntl do the work.
+# and its kin anyway; collections (namedtuple) brings a few small modules; _sha256 (not
+# OpenSSL's), _sqlite3 (sqlite3's C core, without the package's datetime; it imports
+# functools) and fcntl do the work.
 STDLIB = {
     *("os", "posixpath", "genericpath", "stat", "_stat", "_collections_abc", "__future__"),
-    *("json", "_json", "re", "_sre", "copyreg", "enum", "types", "functools", "_functools"),
     *("collections", "_collections", "itertools", "keyword", "operator", "_operator"),
-    *("reprlib", "_sha256", "_sqlite3", "fcntl"),
+    *("reprlib", "_sha256", "_sqlite3", "functools", "_functools", "types", "fcntl"),
 }
 HEAVY = {"rasterio", "laspy", "shapely", "pyproj", "pystac", "jsonschema", "numpy", "osgeo"}
 # Each costs the fast path milliseconds, with what it imports: what it was freed from.
 SLOW = {
     *("typing", "pathlib", "contextlib", "dataclasses", "inspect", "datetime", "sqlite3"),
     *("urllib", "fnmatch", "tomllib", "logging", "click", "hashlib", "_hashlib"),
+    *("json", "re", "enum"),  # json imports re, which imports enum
 }
 
 
@@ -428,6 +432,17 @@ def test_a_no_change_rescan_loads_a_few_cheap_modules(tree: Path, args):
     assert not slow, f"a no-change rescan loads {sorted(slow)} again"
     extra = {m for m in others if m.split(".")[0] not in STDLIB}
     assert not extra, f"a no-change rescan now loads {sorted(extra)}"
+
+
+def test_the_installed_command_starts_without_re(tree: Path):
+    """`stacsync` as pip installed it (bin/stacsync): an entry-point wrapper would import re."""
+    command = Path(sys.executable).with_name("stacsync")
+    assert command.is_file(), f"{command}: install stacsync (pip install -e .) to run the suite"
+    run(FAST, tree, *RESCAN)  # settled: the next pass finds nothing to do
+    bare = run([sys.executable, "-X", "importtime", "-c", "pass"], tree)  # with site
+    fast = run([sys.executable, "-X", "importtime", str(command)], tree, *RESCAN)
+    assert answered_fast(fast), fast.stderr
+    assert not (fast.loaded - bare.loaded) & {"re", "json", "enum"}
 
 
 @pytest.mark.parametrize(
