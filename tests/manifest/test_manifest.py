@@ -69,6 +69,20 @@ def test_lock_is_held_across_processes_and_released_when_the_holder_dies(tmp_pat
         pass
 
 
+def test_the_holder_note_is_a_line_a_person_reads(tmp_path):
+    """`cat <db>.lock` names the holder, as the refusal quotes it, whatever its config's name."""
+    db_path = tmp_path / "m.db"
+    purpose = "stacsync run --config /srv/\udcff\nx.toml"  # a byte no codec takes, a newline
+    with Manifest.open_writer(db_path, purpose=purpose):
+        note = (tmp_path / "m.db.lock").read_text()
+        holder = f"pid {os.getpid()} on {os.uname().nodename}"
+        assert note.startswith(f"{holder} (stacsync run --config /srv/\\udcff\nx.toml, since ")
+        with pytest.raises(ManifestLockedError) as caught:
+            Manifest.open_writer(db_path)
+        assert f"is locked by {note};" in str(caught.value)
+    assert (tmp_path / "m.db.lock").read_bytes() == b""  # emptied on release
+
+
 def test_reader_cannot_write_and_close_is_idempotent(tmp_path):
     db_path = tmp_path / "m.db"
     with Manifest.open_writer(db_path):
