@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacsync.manifest import witness
@@ -134,6 +134,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@settings(deadline=None, derandomize=True)  # as the suite's other property tests: no timer
 @given(
     summary=st.dictionaries(
         st.text().filter(lambda k: k != "seconds") | st.sampled_from(["s", "secondz", "sec"]),
