@@ -1,4 +1,5 @@
-"""Time one command as a whole process; read its own peak RSS and its workers' (VmHWM).
+"""Time one command as a whole process; read its own peak RSS and its workers' (VmHWM), and
+the CPU time of all of them.
 
 Each sample is one child process; `Stats` keeps the median and min over several samples.
 """
@@ -29,6 +30,8 @@ class Sample:
     peak_rss_mb: float  # the command's own peak RSS (its VmHWM), not its workers'
     stdout: str
     workers_peak_rss_mb: float = 0.0  # the largest VmHWM of any process below it; 0: none
+    # User + system time of the command and every process below it; None: not measured.
+    cpu_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Stats:
     @property
     def workers_peak_rss_mb(self) -> float:
         return max(s.workers_peak_rss_mb for s in self.samples)
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """The CPU time of the median sample by wall time (the lower one of an even count)."""
+        ordered = sorted(self.samples, key=lambda s: s.seconds)
+        return ordered[(len(ordered) - 1) // 2].cpu_seconds
 
     @property
     def last_stdout(self) -> str:
@@ -81,12 +90,14 @@ def rss_method() -> str:
 
 
 class _PeakWatcher(threading.Thread):
-    """Reads the VmHWM of a running command and of every process below it.
+    """Reads the VmHWM and CPU time of a running command and of every process below it.
 
     ru_maxrss from wait4 would fold in whichever worker processes the command happened to
     reap, and GNU time's %M too: the figure would depend on exit order. VmHWM is a process's
     own peak since it exec'd and only grows, so the last reading is its peak (up to the last
-    10 ms of its life); the first readings, before the exec, are discarded with it.
+    10 ms of its life); the first readings, before the exec, are discarded with it. CPU time
+    the same way, for the same reason (a forkserver's workers are reaped by it, not by the
+    command): each process's last reading of its own user + system time, summed.
     """
 
     def __init__(self, pid: int):
@@ -94,17 +105,28 @@ class _PeakWatcher(threading.Thread):
         self.pid = pid
         self.own_kib = 0
         self.workers_kib = 0
+        self._cpu_ticks: dict[int, int] = {}  # the last reading of each process seen
         self._done = threading.Event()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def run(self) -> None:
         tick = 0
+        below: list[int] = []
         while not self._done.is_set():
             own = _vm_hwm_kib(self.pid)
             if own is not None:
                 self.own_kib = own
             if tick % 10 == 0:  # every 0.1 s: workers live for seconds
-                for child in _descendants(self.pid):
+                below = _descendants(self.pid)
+                for child in below:
                     self.workers_kib = max(self.workers_kib, _vm_hwm_kib(child) or 0)
+            for pid in (self.pid, *below):
+                ticks = _cpu_ticks(pid)
+                if ticks is not None:
+                    self._cpu_ticks[pid] = ticks
             tick += 1
             self._done.wait(0.01)
 
@@ -122,6 +144,16 @@ def _vm_hwm_kib(pid: int) -> int | None:
     except OSError:
         pass
     return None  # gone, or a zombie (which has no memory to report)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of the process, in clock ticks (fields 14 and 15 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # counted from the state, field 3
 
 
 def _descendants(pid: int) -> list[int]:
@@ -175,6 +207,7 @@ def run_process(
         peak_rss_mb=watcher.own_kib / 1024,
         stdout=stdout,
         workers_peak_rss_mb=watcher.workers_kib / 1024,
+        cpu_seconds=watcher.cpu_seconds,
     )
 
 

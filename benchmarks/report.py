@@ -38,6 +38,10 @@ class SizeResult:
         row = self.rows.get(key)
         return row.stats.peak_rss_mb if row and row.stats else None
 
+    def cpu(self, key: str) -> float | None:
+        row = self.rows.get(key)
+        return row.stats.cpu_seconds if row and row.stats else None
+
 
 def size_table(result: SizeResult) -> str:
     tree = result.tree
@@ -45,23 +49,27 @@ def size_table(result: SizeResult) -> str:
     lines = [
         f"### {tree.label()}",
         "",
-        "| scenario | runs | median s | fastest s | peak RSS MB | workers' peak MB "
+        "| scenario | runs | median s | fastest s | CPU s | peak RSS MB | workers' peak MB "
         "| rebuild ÷ this | this ÷ walk | what it did |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in result.rows.values():
         if row.stats is None:
-            lines.append(f"| {row.name} | – | – | – | – | – | – | – | {row.note} |")
+            lines.append(f"| {row.name} | – | – | – | – | – | – | – | – | {row.note} |")
             continue
         s = row.stats
         vs_rebuild = _ratio(rebuild, s.median)
         vs_walk = _ratio(s.median, walk)
         lines.append(
             f"| {row.name} | {len(s.samples)} | {s.median:.3f} | {s.fastest:.3f} "
-            f"| {s.peak_rss_mb:.0f} | {_mb(s.workers_peak_rss_mb)} | {vs_rebuild} | {vs_walk} "
-            f"| {row.did} |"
+            f"| {_cpu(s.cpu_seconds)} | {s.peak_rss_mb:.0f} | {_mb(s.workers_peak_rss_mb)} "
+            f"| {vs_rebuild} | {vs_walk} | {row.did} |"
         )
     return "\n".join(lines)
+
+
+def _cpu(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _mb(value: float) -> str:

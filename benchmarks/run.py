@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import measure, scenarios, watch
 from benchmarks.measure import CommandFailed, Sample, Stats, repeat, rss_method, run_process
 from benchmarks.report import Row, SizeResult, machine, size_table
-from benchmarks.targets import targets, targets_table
+from benchmarks.targets import budget_table, targets, targets_table
 from benchmarks.trees import BenchTree, prepare, reset_stacsync
 
 HERE = Path(__file__).resolve().parent
@@ -37,6 +37,7 @@ def bench_size(tree: BenchTree, args: argparse.Namespace) -> SizeResult:
     result = SizeResult(tree, args.runs)
     result.rows["walk"] = _walk(tree, args.runs)
     result.rows["rebuild"] = _rebuild(tree, _baseline_runs(tree, args), args.baseline_timeout)
+    result.rows["extract"] = _extract_alone(tree, args.build_runs)
     for key, name, scenario in scenarios.ALL:
         _scenario(result, key, name, scenario, _runs(key, args))
     result.rows["watch"] = _watch(tree, args.watch_runs, args.watch_settle)
@@ -63,6 +64,7 @@ def bench_per_file(tree: BenchTree, args: argparse.Namespace) -> SizeResult:
     result = SizeResult(tree, args.runs)
     result.rows["walk"] = _walk(tree, args.runs)
     result.rows["rebuild"] = _rebuild(tree, _baseline_runs(tree, args), args.baseline_timeout)
+    result.rows["extract"] = _extract_alone(tree, args.build_runs)
     for key in PER_FILE_SCENARIOS:
         _scenario(result, key, scenarios.NAMES[key], _function(key), _runs(key, args))
     return result
@@ -109,6 +111,21 @@ def _walk(tree: BenchTree, runs: int) -> Row:
     argv = [sys.executable, str(HERE / "bare_walk.py"), str(tree.root)]
     stats = repeat(argv, runs)
     return Row("bare walk + stat (floor)", stats, f"{stats.last_stdout.strip()} files stat()ed")
+
+
+def _extract_alone(tree: BenchTree, runs: int) -> Row:
+    """The floor of the first build: its files' checksums and extraction in one process."""
+    name = "extraction alone, one process (floor of the first build)"
+    _progress(f"  {name} × {runs}")
+    argv = [sys.executable, "-m", "benchmarks.extract_alone", str(tree.root)]
+    stats = repeat([*argv, "--one-item-per-file"] if tree.per_file else argv, runs)
+    done = json.loads(stats.last_stdout)
+    return Row(
+        name,
+        stats,
+        f"{done['files']} files checksummed and extracted, thumbnails as the build draws them "
+        f"(last run: {done['cpu_seconds']:.2f} CPU s after start-up and imports)",
+    )
 
 
 def _baseline_runs(tree: BenchTree, args: argparse.Namespace) -> int:
@@ -339,7 +356,8 @@ def render(
     tables = [size_table(r) for r in results.values()]
     tables += [size_table(r) for r in per_file.values()]
     verdicts = targets_table(targets(results, per_file))
-    return "\n\n".join([head, *tables, *([dask] if dask else []), "### Targets", verdicts])
+    budget = budget_table(results, per_file)
+    return "\n\n".join([head, *tables, *([dask] if dask else []), "### Targets", verdicts, budget])
 
 
 if __name__ == "__main__":

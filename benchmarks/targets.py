@@ -5,6 +5,7 @@ A target whose sizes did not run is listed as not measured, with the option that
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from benchmarks import scenarios
@@ -150,3 +151,47 @@ def targets_table(items: list[Target]) -> str:
         verdict = {True: "met", False: "**missed**", None: f"not measured (needs {t.needs})"}
         lines.append(f"| {t.name} | {figure} | {t.goal} | {verdict[t.met]} |")
     return "\n".join(lines)
+
+
+# The first-build targets: (what, size, one item per file, goal as rebuild ÷ build).
+BUILD_GOALS = (
+    ("@1,000, footprints and thumbnails", MID, False, 2.0),
+    ("@10,000, footprints and thumbnails", BIG, False, 2.0),
+    ("@10,000, one item per file", BIG, True, 20.0),
+)
+
+
+def budget_table(
+    results: dict[int, SizeResult],
+    per_file: dict[int, SizeResult] | None = None,
+    cores: int | None = None,
+) -> str:
+    """What each first-build target leaves: the wall time it allows, the CPU time that is on
+    every core at once, against what extracting the files alone costs in one process and what
+    the build spent. A target whose CPU is less than the extraction's cannot be met by any
+    pipeline around that extraction."""
+    cores = cores or os.cpu_count() or 1
+    lines = [
+        f"What each first-build target leaves on this machine's {cores} cores (CPU s: user + "
+        "system time of every process of the run, the median run's):",
+        "",
+        "| first build | rebuild s | goal: build ≤ s | CPU s that allows | extraction alone, "
+        "CPU s | the build, s | the build, CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, size, one_per_file, goal in BUILD_GOALS:
+        result = ((per_file or {}) if one_per_file else results).get(size)
+        rebuild = result.median("rebuild") if result else None
+        if result is None or rebuild is None:
+            continue
+        allowed = rebuild / goal
+        lines.append(
+            f"| {name} | {rebuild:.2f} | {allowed:.2f} | {allowed * cores:.2f} "
+            f"| {_figure(result.cpu('extract'))} | {_figure(result.median('build'))} "
+            f"| {_figure(result.cpu('build'))} |"
+        )
+    return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
