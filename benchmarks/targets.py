@@ -190,6 +190,9 @@ def budget_table(
             f"| {_figure(result.cpu('extract'))} | {_figure(result.median('build'))} "
             f"| {_figure(result.cpu('build'))} |"
         )
+    if len(lines) == 4:
+        options = "`--sizes 1000`, `--with-10000`, `--one-item-per-file`"
+        return f"No first-build target's tree ran ({options})."
     return "\n".join(lines)
 
 

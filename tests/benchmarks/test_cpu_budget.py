@@ -70,3 +70,4 @@ def test_the_budget_table_gives_each_build_target_its_cpu(tmp_path):
         "| @10,000, one item per file | 320.00 | 16.00 | 32.00 | 29.50 | 45.00 | 75.00 |" in lines
     )
     assert sum(line.startswith("| @") for line in lines) == 2  # @1,000 did not run
+    assert budget_table({}, {}, cores=2).startswith("No first-build target's tree ran")
