@@ -1,7 +1,7 @@
 """The floor of a first build: every file of a tree checksummed and extracted in one process.
 
 No pool, manifest or catalog: what any build that reads these files as stacsync does must spend.
-Usage: python -m benchmarks.extract_alone ROOT [--one-item-per-file] [--headers-only]; prints JSON.
+Usage: python -m benchmarks.extract_alone ROOT [--one-item-per-file]; prints JSON.
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--one-item-per-file", action="store_true")
-    parser.add_argument("--headers-only", action="store_true")
     args = parser.parse_args()
     files = sorted(p for p in args.root.glob(MISSION_FILES) if p.is_file())
     cpu, wall = time.process_time(), time.perf_counter()
     for path, policy in policies(files, per_file=args.one_item_per_file):
         with path.open("rb") as stream:
             checksum_stream(stream)
-        extract_file(str(path), read_overviews=not args.headers_only, pixels=policy)
+        extract_file(str(path), pixels=policy)
     figures = {
         "files": len(files),
         "cpu_seconds": time.process_time() - cpu,

@@ -62,13 +62,14 @@ def size_table(result: SizeResult) -> str:
         vs_walk = _ratio(s.median, walk)
         lines.append(
             f"| {row.name} | {len(s.samples)} | {s.median:.3f} | {s.fastest:.3f} "
-            f"| {_cpu(s.cpu_seconds)} | {s.peak_rss_mb:.0f} | {_mb(s.workers_peak_rss_mb)} "
+            f"| {figure(s.cpu_seconds)} | {s.peak_rss_mb:.0f} | {_mb(s.workers_peak_rss_mb)} "
             f"| {vs_rebuild} | {vs_walk} | {row.did} |"
         )
     return "\n".join(lines)
 
 
-def _cpu(value: float | None) -> str:
+def figure(value: float | None) -> str:
+    """Seconds to two decimals, "–" when not measured."""
     return "–" if value is None else f"{value:.2f}"
 
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from benchmarks import scenarios
-from benchmarks.report import SizeResult
+from benchmarks.report import SizeResult, figure
 
 MID, BIG, HUGE = 1000, 10000, 100000
 _NEEDS = {MID: "`--sizes 1000`", BIG: "`--with-10000`", HUGE: "`--with-100000`"}
@@ -171,30 +171,29 @@ def budget_table(
     the build spent. A target whose CPU is less than the extraction's cannot be met by any
     pipeline around that extraction."""
     cores = cores or os.cpu_count() or 1
-    lines = [
-        f"What each first-build target leaves on this machine's {cores} cores (CPU s: user + "
-        "system time of every process of the run, the median run's):",
-        "",
-        "| first build | rebuild s | goal: build ≤ s | CPU s that allows | extraction alone, "
-        "CPU s | the build, s | the build, CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for name, size, one_per_file, goal in BUILD_GOALS:
         result = ((per_file or {}) if one_per_file else results).get(size)
         rebuild = result.median("rebuild") if result else None
         if result is None or rebuild is None:
             continue
         allowed = rebuild / goal
-        lines.append(
+        rows.append(
             f"| {name} | {rebuild:.2f} | {allowed:.2f} | {allowed * cores:.2f} "
-            f"| {_figure(result.cpu('extract'))} | {_figure(result.median('build'))} "
-            f"| {_figure(result.cpu('build'))} |"
+            f"| {figure(result.cpu('extract'))} | {figure(result.median('build'))} "
+            f"| {figure(result.cpu('build'))} |"
         )
-    if len(lines) == 4:
+    if not rows:
         options = "`--sizes 1000`, `--with-10000`, `--one-item-per-file`"
         return f"No first-build target's tree ran ({options})."
-    return "\n".join(lines)
-
-
-def _figure(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+    return "\n".join(
+        [
+            f"What each first-build target leaves on this machine's {cores} cores (CPU s: user "
+            "+ system time of every process of the run, the median run's):",
+            "",
+            "| first build | rebuild s | goal: build ≤ s | CPU s that allows | extraction "
+            "alone, CPU s | the build, s | the build, CPU s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
